@@ -1,0 +1,61 @@
+"""Database pieces shared by the apps: the PostgreSQL exclusion constraint that guards overlaps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Func
+
+
+class TsTzRange(Func):
+    """``tstzrange(lower, upper)``: a half-open ``[lower, upper)`` range of instants."""
+
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class OverlapExclusion(ExclusionConstraint):
+    """An exclusion constraint on PostgreSQL; a no-op on the embedded SQLite default.
+
+    On SQLite the same guarantee comes from serialized write transactions (``BEGIN IMMEDIATE``, see
+    settings) around the overlap check in the booking services.
+    """
+
+    @staticmethod
+    def _is_postgres(schema_editor: Any) -> bool:
+        return bool(schema_editor.connection.vendor == "postgresql")
+
+    def constraint_sql(self, model: Any, schema_editor: Any) -> Any:
+        return (
+            super().constraint_sql(model, schema_editor)
+            if self._is_postgres(schema_editor)
+            else None
+        )
+
+    def create_sql(self, model: Any, schema_editor: Any) -> Any:
+        return (
+            super().create_sql(model, schema_editor) if self._is_postgres(schema_editor) else None
+        )
+
+    def remove_sql(self, model: Any, schema_editor: Any) -> Any:
+        return (
+            super().remove_sql(model, schema_editor) if self._is_postgres(schema_editor) else None
+        )
+
+    def validate(
+        self, model: Any, instance: Any, exclude: Any = None, using: str = DEFAULT_DB_ALIAS
+    ) -> None:
+        if connections[using].vendor == "postgresql":
+            super().validate(model, instance, exclude=exclude, using=using)
+
+
+def is_exclusion_violation(error: BaseException, constraint_name: str) -> bool:
+    """Whether an IntegrityError was raised by the named exclusion constraint (SQLSTATE 23P01)."""
+    cause = error.__cause__
+    diag = getattr(cause, "diag", None)
+    return getattr(cause, "sqlstate", None) == "23P01" and (
+        getattr(diag, "constraint_name", None) == constraint_name
+    )
