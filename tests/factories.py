@@ -1,0 +1,255 @@
+"""factory_boy factories for every model, shared by the apps' tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.utils import timezone
+
+from clinic import models as clinic_models
+from protocols import models as protocol_models
+from scheduling import models as scheduling_models
+
+LA = "America/Los_Angeles"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("correct-horse-battery-staple")
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Clinic
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    timezone = LA
+
+    @factory.post_generation
+    def opening_hours(self, create: bool, extracted: object, **kwargs: object) -> None:
+        """Open Monday to Friday 08:00-18:00 and Saturday 09:00-13:00 unless told otherwise."""
+        if not create:
+            return
+        hours = (
+            extracted
+            if extracted is not None
+            else [
+                *[(day, dt.time(8), dt.time(18)) for day in range(5)],
+                (5, dt.time(9), dt.time(13)),
+            ]
+        )
+        for weekday, start, end in hours:
+            clinic_models.OpeningHours.objects.create(
+                clinic=self, weekday=weekday, start=start, end=end
+            )
+
+
+class OpeningHoursFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.OpeningHours
+
+    clinic = factory.SubFactory(ClinicFactory, opening_hours=[])
+    weekday = 6
+    start = dt.time(10)
+    end = dt.time(14)
+
+
+class ClosureFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Closure
+
+    clinic = factory.SubFactory(ClinicFactory)
+    date = dt.date(2026, 12, 25)
+    reason = "Holiday"
+
+
+class RoomFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Room
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Room {n}")
+    kind = clinic_models.RoomKind.THERAPY_ROOM
+    turnover_minutes = 15
+
+
+class StaffMemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.StaffMember
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    clinic = factory.SubFactory(ClinicFactory)
+    full_name = factory.Sequence(lambda n: f"Staff Member {n}")
+    max_concurrent_patients = 1
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            for role in extracted or [clinic_models.Role.THERAPIST]:
+                clinic_models.StaffRole.objects.create(staff=self, role=role)
+
+
+class StaffRoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.StaffRole
+
+    staff = factory.SubFactory(StaffMemberFactory, roles=[])
+    role = clinic_models.Role.NURSE
+
+
+class WorkingHoursFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.WorkingHours
+
+    staff = factory.SubFactory(StaffMemberFactory)
+    weekday = 0
+    start = dt.time(8)
+    end = dt.time(18)
+
+
+class TimeOffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.TimeOff
+
+    staff = factory.SubFactory(StaffMemberFactory)
+    starts_at = dt.datetime(2026, 3, 9, 16, tzinfo=dt.UTC)
+    ends_at = dt.datetime(2026, 3, 10, 2, tzinfo=dt.UTC)
+    reason = "Conference"
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    full_name = factory.Sequence(lambda n: f"Patient {n}")
+    date_of_birth = dt.date(1985, 5, 17)
+    email = factory.Sequence(lambda n: f"patient{n}@example.org")
+    phone = factory.Sequence(lambda n: f"+1415555{n:04d}")
+    preferred_channel = clinic_models.Channel.EMAIL
+
+
+class ScreeningFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Screening
+
+    patient = factory.SubFactory(PatientFactory)
+    result = clinic_models.ScreeningResult.CLEARED
+    cleared_by = factory.SubFactory(
+        StaffMemberFactory,
+        clinic=factory.SelfAttribute("..patient.clinic"),
+        roles=[clinic_models.Role.PRESCRIBER],
+    )
+    screened_on = dt.date(2026, 1, 5)
+    valid_until = dt.date(2026, 7, 5)
+
+
+class ConsentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.Consent
+
+    patient = factory.SubFactory(PatientFactory)
+    signed_at = dt.datetime(2026, 1, 5, 17, tzinfo=dt.UTC)
+    document_version = "KAP-consent-2026.1"
+
+
+class ProtocolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = protocol_models.Protocol
+
+    name = factory.Sequence(lambda n: f"Protocol {n}")
+    care_model = protocol_models.CareModel.KAP
+
+
+class ProtocolVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = protocol_models.ProtocolVersion
+
+    protocol = factory.SubFactory(ProtocolFactory)
+    version = factory.Sequence(lambda n: n + 1)
+
+
+class ProtocolStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = protocol_models.ProtocolStep
+
+    version = factory.SubFactory(ProtocolVersionFactory)
+    position = factory.Sequence(lambda n: n)
+    kind = protocol_models.SessionKind.INTEGRATION
+    count = 1
+    duration_minutes = 60
+    room_kind = clinic_models.RoomKind.THERAPY_ROOM
+
+
+class ProtocolStepRoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = protocol_models.ProtocolStepRole
+
+    step = factory.SubFactory(ProtocolStepFactory)
+    role = clinic_models.Role.THERAPIST
+
+
+class ProtocolRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = protocol_models.ProtocolRule
+
+    version = factory.SubFactory(ProtocolVersionFactory)
+    position = factory.Sequence(lambda n: n)
+    type = protocol_models.RuleType.MIN_GAP
+    after = protocol_models.SessionKind.MEDICINE
+    before = protocol_models.SessionKind.INTEGRATION
+    days = 1
+
+
+class TreatmentSeriesFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = scheduling_models.TreatmentSeries
+
+    patient = factory.SubFactory(PatientFactory)
+    protocol_version = factory.SubFactory(ProtocolVersionFactory)
+
+
+class SessionFactory(factory.django.DjangoModelFactory):
+    """A row written directly, bypassing the booking service: for constraint tests and fixtures."""
+
+    class Meta:
+        model = scheduling_models.Session
+
+    patient = factory.SubFactory(PatientFactory)
+    clinic = factory.SelfAttribute("patient.clinic")
+    room = factory.SubFactory(RoomFactory, clinic=factory.SelfAttribute("..patient.clinic"))
+    kind = protocol_models.SessionKind.INTEGRATION
+    starts_at = dt.datetime(2026, 3, 9, 17, tzinfo=dt.UTC)
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(hours=1))
+    room_released_at = factory.LazyAttribute(lambda o: o.ends_at + dt.timedelta(minutes=15))
+
+
+class SessionStaffFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = scheduling_models.SessionStaff
+
+    session = factory.SubFactory(SessionFactory)
+    staff = factory.SubFactory(StaffMemberFactory, clinic=factory.SelfAttribute("..session.clinic"))
+    role = clinic_models.Role.THERAPIST
+    starts_at = factory.SelfAttribute("session.starts_at")
+    ends_at = factory.SelfAttribute("session.ends_at")
+    is_exclusive = factory.LazyAttribute(lambda o: o.staff.max_concurrent_patients == 1)
+
+
+def aware(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: str = LA
+) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(tz))
+
+
+def now() -> dt.datetime:
+    return timezone.now()
