@@ -10,7 +10,7 @@ from clinic.errors import DomainError
 from clinic.models import StaffMember, User
 
 from . import services
-from .models import Session, SessionStaff, TreatmentSeries
+from .models import Escort, Session, SessionStaff, TreatmentSeries
 
 
 class SessionInline(admin.TabularInline):
@@ -110,6 +110,17 @@ def _run_service(
         admin_view.message_user(request, f"{done} session(s) updated.", messages.SUCCESS)
 
 
+class EscortInline(admin.StackedInline):
+    model = Escort
+    extra = 0
+    can_delete = False
+    fields = ("name", "phone", "is_confirmed", "confirmed_at", "recorded_by")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = ("starts_at", "ends_at", "kind", "patient", "room", "status", "series")
@@ -117,7 +128,7 @@ class SessionAdmin(admin.ModelAdmin):
     search_fields = ("patient__full_name",)
     date_hierarchy = "starts_at"
     raw_id_fields = ("patient", "series")
-    inlines = [SessionStaffInline]
+    inlines = [SessionStaffInline, EscortInline]
     actions = ["confirm", "check_in", "complete", "mark_no_show", "cancel"]
     readonly_fields = (
         "patient",

@@ -275,3 +275,29 @@ class SessionStaff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.staff} as {self.role} {self.starts_at:%Y-%m-%d %H:%M}Z"
+
+
+class Escort(models.Model):
+    """The ride home after a medicine session: no driving until the next day. The front desk
+    records who collects the patient and confirms it before the session."""
+
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="escort")
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=32)
+    is_confirmed = models.BooleanField(default=False)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_confirmed=False) | Q(confirmed_at__isnull=False),
+                name="escort_confirmed_has_time",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} for session {self.session_id}"

@@ -28,7 +28,7 @@ from protocols.models import SessionKind
 from protocols.rules import Step
 from protocols.selectors import step_for_kind
 
-from .models import LIVE_STATUSES, Session, SessionStaff, SessionStatus, TreatmentSeries
+from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
 
 #: The longest single session the clinic books; anything longer is a typing mistake.
 MAX_SESSION_LENGTH = dt.timedelta(hours=12)
@@ -501,3 +501,45 @@ def staff_capacity_set(staff: StaffMember, capacity: int) -> StaffMember:
         member.save(update_fields=["max_concurrent_patients"])
         SessionStaff.objects.filter(Q(staff=member)).update(is_exclusive=capacity == 1)
     return member
+
+
+def session_escort_set(
+    session: Session,
+    *,
+    name: str,
+    phone: str,
+    is_confirmed: bool,
+    by: User | None = None,
+    now: dt.datetime | None = None,
+) -> Escort:
+    """Record (or change) the ride home for a medicine session."""
+    if session.kind != SessionKind.MEDICINE:
+        raise RuleViolation(
+            [
+                {
+                    "rule": "escort_for_medicine_only",
+                    "message": f"Session {session.pk} is a {session.kind} session; "
+                    "a ride home is recorded for medicine sessions.",
+                    "sessions": [session.pk],
+                    "suggested_fix": None,
+                }
+            ]
+        )
+    if not name.strip() or not phone.strip():
+        raise InvalidInput("An escort needs a name and a phone number.", {"name": ["Required."]})
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _locked(session)
+        escort, _ = Escort.objects.select_for_update().get_or_create(
+            session=current, defaults={"name": name.strip(), "phone": phone.strip()}
+        )
+        was_confirmed = escort.is_confirmed
+        escort.name, escort.phone, escort.is_confirmed = name.strip(), phone.strip(), is_confirmed
+        escort.confirmed_at = (
+            (escort.confirmed_at if was_confirmed else now) if is_confirmed else None
+        )
+        escort.recorded_by = by
+        escort.save()
+        current.revision += 1
+        current.save(update_fields=["revision", "updated_at"])
+    return escort

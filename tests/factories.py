@@ -253,3 +253,12 @@ def aware(
 
 def now() -> dt.datetime:
     return timezone.now()
+
+
+class EscortFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = scheduling_models.Escort
+
+    session = factory.SubFactory(SessionFactory, kind=protocol_models.SessionKind.MEDICINE)
+    name = "Robin Nguyen"
+    phone = "+14155550199"

@@ -295,3 +295,33 @@ def test_capacity_lowered_to_one_refused_while_patients_overlap(clinic) -> None:
     services.staff_capacity_set(nurse, 4)
     nurse.refresh_from_db()
     assert nurse.max_concurrent_patients == 4
+
+
+def test_escort_recorded_then_confirmed(clinic) -> None:
+    dosing = RoomFactory(clinic=clinic, kind=RoomKind.DOSING_ROOM)
+    session = services.session_create(
+        patient=PatientFactory(clinic=clinic),
+        kind="medicine",
+        starts_at=NINE,
+        room=dosing,
+        staff=[
+            StaffMemberFactory(clinic=clinic, roles=[Role.THERAPIST]),
+            StaffMemberFactory(clinic=clinic, roles=[Role.NURSE]),
+        ],
+    )
+    day_before = NINE - dt.timedelta(days=1)
+
+    services.session_escort_set(session, name="Robin", phone="+14155550199", is_confirmed=False)
+    escort = services.session_escort_set(
+        session, name="Robin", phone="+14155550199", is_confirmed=True, now=day_before
+    )
+
+    assert (escort.is_confirmed, escort.confirmed_at) == (True, day_before)
+    assert Session.objects.get(pk=session.pk).revision == 3
+
+
+def test_escort_only_for_medicine_sessions(clinic, therapy_room, therapist) -> None:
+    session = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    with pytest.raises(RuleViolation) as caught:
+        services.session_escort_set(session, name="Robin", phone="+1415", is_confirmed=True)
+    assert caught.value.violations[0]["rule"] == "escort_for_medicine_only"
