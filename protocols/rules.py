@@ -605,7 +605,7 @@ def _unfollowed_max_gap(rule: Rule, series: _Series) -> list[Violation]:
                 f"{_cap(earlier.label)} on {earlier.day} has no {b} session after it; "
                 f"the protocol needs one within {_gap_text(rule)}.",
                 (earlier.fact.ref,),
-                f"Book a {b} session on or before {latest}.",
+                f"Book {_article(b)} {b} session on or before {latest}.",
             )
         )
     return violations
@@ -738,6 +738,10 @@ def _check_max_per_window(rule: Rule, series: _Series, require_complete: bool) -
             )
         )
     return violations
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _ordinal(n: int) -> str:
