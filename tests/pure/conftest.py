@@ -7,7 +7,7 @@ when that plugin is switched off (and left alone when it is on).
 
 import contextlib
 import copy
-from datetime import date
+from datetime import date, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings
 
 from protocols.rules import ProtocolSpec, protocol_from_dict
+from scheduling.planner import ClinicCalendar, WeeklyHours
 
 settings.register_profile("pure", deadline=None, print_blob=True)
 settings.load_profile("pure")
@@ -107,6 +108,12 @@ KAP_JSON: dict[str, Any] = {
 INFUSION = protocol_from_dict(INFUSION_JSON)
 KAP = protocol_from_dict(KAP_JSON)
 
+WEEKDAYS_8_TO_6_SATURDAY_9_TO_1 = (
+    *(WeeklyHours(weekday, time(8), time(18)) for weekday in range(5)),
+    WeeklyHours(5, time(9), time(13)),
+)
+CLINIC = ClinicCalendar(tz=LOS_ANGELES, opening_hours=WEEKDAYS_8_TO_6_SATURDAY_9_TO_1)
+
 
 @pytest.fixture(scope="session")
 def la() -> ZoneInfo:
@@ -121,6 +128,12 @@ def infusion() -> ProtocolSpec:
 @pytest.fixture(scope="session")
 def kap() -> ProtocolSpec:
     return KAP
+
+
+@pytest.fixture(scope="session")
+def clinic() -> ClinicCalendar:
+    """Open Monday to Friday 08:00-18:00 and Saturday 09:00-13:00, Los Angeles time."""
+    return CLINIC
 
 
 @pytest.fixture(scope="session")
