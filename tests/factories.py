@@ -262,3 +262,17 @@ class EscortFactory(factory.django.DjangoModelFactory):
     session = factory.SubFactory(SessionFactory, kind=protocol_models.SessionKind.MEDICINE)
     name = "Robin Nguyen"
     phone = "+14155550199"
+
+
+class ClearedPatientFactory(PatientFactory):
+    """A patient a prescriber has cleared (January to July 2026) and who has signed consent:
+    ready for medicine sessions."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def clearance(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            ScreeningFactory(patient=self)
+            ConsentFactory(patient=self)
