@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from clinic.errors import ResourceConflict, RuleViolation
 from clinic.models import Clinic, Patient, StaffMember
+from integration.demo import medicine_session_demo_complete
+from integration.services import integration_links_sync, questionnaire_assignments_sync
 from protocols.models import ProtocolVersion
 from protocols.selectors import step_for_kind
 
@@ -97,9 +99,13 @@ def demo_sessions_book(clinic: Clinic, progress: Callable[[str], None]) -> int:
                 day += dt.timedelta(days=gap)
                 session = _book_first_fit(patient, series, kind, day)
                 day = timezone.localtime(session.starts_at, clinic.tz).date()
-                if session.ends_at < now:
+                if session.ends_at < now and kind == "medicine":
+                    medicine_session_demo_complete(session)
+                elif session.ends_at < now:
                     services.session_check_in(session, now=session.starts_at)
                     services.session_complete(session, now=session.ends_at)
                 booked += 1
+            integration_links_sync(patient)
+            questionnaire_assignments_sync(series)
         progress(f"{patient.full_name}: {series.sessions.count()} sessions of {version}")
     return booked

@@ -24,6 +24,7 @@ from clinic.errors import (
     TakenResource,
 )
 from clinic.models import Patient, Room, StaffMember, User
+from integration import gates as safety_gates
 from protocols.models import SessionKind
 from protocols.rules import Step
 from protocols.selectors import step_for_kind
@@ -432,8 +433,11 @@ def session_check_in(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
+        current = _locked(session)
+        if can_proceed(current.check_in):
+            safety_gates.check_in_gate(current)  # medicine: screening, consent, ride home
         return _apply_transition(
-            _locked(session), "check_in", "checked in", now=now or timezone.now(), by=by
+            current, "check_in", "checked in", now=now or timezone.now(), by=by
         )
 
 
@@ -441,9 +445,10 @@ def session_complete(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
-        return _apply_transition(
-            _locked(session), "complete", "completed", now=now or timezone.now(), by=by
-        )
+        current = _locked(session)
+        if can_proceed(current.complete):
+            safety_gates.completion_gate(current)  # medicine: dose, vitals after, discharge
+        return _apply_transition(current, "complete", "completed", now=now or timezone.now(), by=by)
 
 
 def session_mark_no_show(
