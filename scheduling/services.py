@@ -24,6 +24,8 @@ from clinic.errors import (
     TakenResource,
 )
 from clinic.models import Patient, Room, StaffMember, User
+from integration import gates as safety_gates
+from integration import services as integration_services
 from protocols.models import ProtocolVersion, SessionKind
 from protocols.rules import (
     PatientGates,
@@ -502,6 +504,17 @@ def _rooms_by_id(planned: Iterable[PlannedSession]) -> dict[int, Room]:
     return Room.objects.in_bulk({session.room_id for session in planned})
 
 
+def _after_booking_change(
+    patient: Patient, series: TreatmentSeries | None, *, now: dt.datetime | None = None
+) -> None:
+    """What follows any booking, move or cancellation, inside the same transaction: each
+    integration session linked to the medicine session it follows, and the series' outcome
+    questionnaires due at its milestones as booked now."""
+    integration_services.integration_links_sync(patient)
+    if series is not None:
+        integration_services.questionnaire_assignments_sync(series, now=now)
+
+
 # ---------------------------------------------------------------------------------------------
 # Use cases
 
@@ -590,6 +603,7 @@ def session_create(
         )
         holds = _holds_from(planned, _staff_by_id([planned]))
         _hold_or_conflict(session, holds, replace=False)
+        _after_booking_change(patient, series)
     return session
 
 
@@ -633,6 +647,7 @@ def session_cancel(
         _apply_transition(
             current, "late_cancel" if is_late else "cancel", "cancelled", now=now, by=by
         )
+        _after_booking_change(current.patient, current.series, now=now)
     return current
 
 
@@ -649,8 +664,11 @@ def session_check_in(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
+        current = _locked(session)
+        if can_proceed(current.check_in):
+            safety_gates.check_in_gate(current)  # medicine: screening, consent, ride home
         return _apply_transition(
-            _locked(session), "check_in", "checked in", now=now or timezone.now(), by=by
+            current, "check_in", "checked in", now=now or timezone.now(), by=by
         )
 
 
@@ -658,9 +676,10 @@ def session_complete(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
-        return _apply_transition(
-            _locked(session), "complete", "completed", now=now or timezone.now(), by=by
-        )
+        current = _locked(session)
+        if can_proceed(current.complete):
+            safety_gates.completion_gate(current)  # medicine: dose, vitals after, discharge
+        return _apply_transition(current, "complete", "completed", now=now or timezone.now(), by=by)
 
 
 def session_mark_no_show(
@@ -885,6 +904,7 @@ def series_book(
                     created_by=created_by,
                 )
                 _book_planned(series, plan.sessions, created_by=created_by)
+                _after_booking_change(patient, series)
                 return series
         except ResourceConflict as error:
             conflict = error
@@ -981,12 +1001,14 @@ def session_reschedule(
         planned = _place_moved(current, step, starts_at, holds)
         if series is None:
             _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            _after_booking_change(current.patient, series, now=now)
             return [current]
         gates = patient_gates(current.patient)
         moved_fact = SessionFact(current.pk, current.kind, starts_at, ends_at)
         violations = _series_violations_involving(series, {current.pk: moved_fact}, gates=gates)
         if not violations:
             _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            _after_booking_change(current.patient, series, now=now)
             return [current]
         if not cascade:
             raise RuleViolation(violations)
@@ -1045,6 +1067,7 @@ def session_reschedule(
         # instant (the exclusion constraints check each row as it is written).
         for moving, target in sorted(moves, key=lambda pair: pair[1].starts_at, reverse=True):
             _move(moving, target, rooms[target.room_id], staff)
+        _after_booking_change(current.patient, series, now=now)
         return [moving for moving, _ in moves]
 
 
