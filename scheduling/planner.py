@@ -222,46 +222,91 @@ class PlanRequest:
 
 
 def session_order(protocol: ProtocolSpec) -> tuple[str, ...]:
-    """The kinds of a complete series, in the order the planner books them."""
+    """The kinds of a complete series, in the order the planner books them.
+
+    ``each_followed_by(A, B, at_least=n)`` makes B a follower of A: each A is followed by n B's
+    (while B's remain), and each of those by its own followers (chains such as preparation ->
+    integration -> follow-up work the same way); B's left over come after the last A. A kind
+    follows one kind only: the first such rule wins, later ones are left to ``evaluate``.
+    """
     counts: dict[str, int] = {}
     listed: list[str] = []
     for step in protocol.steps:
         if step.kind not in counts:
             listed.append(step.kind)
         counts[step.kind] = counts.get(step.kind, 0) + step.count
-    follows: dict[str, tuple[str, int]] = {}
-    followers: set[str] = set()
+    follows: dict[str, list[tuple[str, int]]] = {}
+    leader: dict[str, str] = {}
     for rule in protocol.rules:
         a, b = rule.after, rule.before
         if rule.type != "each_followed_by" or a == b or a not in counts or b not in counts:
             continue
-        if a in follows or a in followers or b in followers or b in follows:
+        if b in leader or a in _followers_below(follows, b):
             continue
-        follows[a] = (b, rule.at_least if rule.at_least is not None else 1)
-        followers.add(b)
-    units = [kind for kind in listed if kind not in followers]
-    unit_of = {kind: kind for kind in units}
-    unit_of.update({b: a for a, (b, _) in follows.items()})
+        follows.setdefault(a, []).append((b, rule.at_least if rule.at_least is not None else 1))
+        leader[b] = a
+    units = [kind for kind in listed if kind not in leader]
+
+    def root(kind: str) -> str:
+        while kind in leader:
+            kind = leader[kind]
+        return kind
+
     edges: set[tuple[str, str]] = set()
     for rule in protocol.rules:
-        if rule.type == "precedes" and rule.after in unit_of and rule.before in unit_of:
-            edges.add((unit_of[rule.after], unit_of[rule.before]))
-    if "screening" in units:
-        edges.update(("screening", unit) for unit in units if unit != "screening")
+        if (
+            rule.type == "precedes"
+            and rule.after in counts
+            and rule.before in counts
+            and root(rule.after) != root(rule.before)
+        ):
+            edges.add((root(rule.after), root(rule.before)))
+    if "screening" in units:  # screening first, unless a rule says otherwise
+        edges.update(
+            ("screening", unit)
+            for unit in units
+            if unit != "screening" and "screening" not in _reachable(edges, unit)
+        )
+    remaining = dict(counts)
     kinds: list[str] = []
+
+    def emit(kind: str) -> None:
+        kinds.append(kind)
+        remaining[kind] -= 1
+        for follower, per_session in follows.get(kind, ()):
+            for _ in range(min(per_session, remaining[follower])):
+                emit(follower)
+
     for unit in _stable_topological(units, edges):
-        if unit not in follows:
-            kinds.extend([unit] * counts[unit])
-            continue
-        follower, per_session = follows[unit]
-        remaining = counts[follower]
-        for _ in range(counts[unit]):
-            kinds.append(unit)
-            taken = min(per_session, remaining)
-            kinds.extend([follower] * taken)
-            remaining -= taken
-        kinds.extend([follower] * remaining)
+        for kind in [unit, *_followers_below(follows, unit)]:
+            while remaining[kind] > 0:
+                emit(kind)
     return tuple(kinds)
+
+
+def _followers_below(follows: dict[str, list[tuple[str, int]]], kind: str) -> list[str]:
+    """Every kind that follows ``kind`` directly or through other followers, nearest first."""
+    found: list[str] = []
+    frontier = [kind]
+    while frontier:
+        current = frontier.pop(0)
+        for follower, _ in follows.get(current, ()):
+            if follower not in found and follower != kind:
+                found.append(follower)
+                frontier.append(follower)
+    return found
+
+
+def _reachable(edges: set[tuple[str, str]], start: str) -> set[str]:
+    reached: set[str] = set()
+    frontier = [start]
+    while frontier:
+        node = frontier.pop()
+        for a, b in edges:
+            if a == node and b not in reached:
+                reached.add(b)
+                frontier.append(b)
+    return reached
 
 
 def _stable_topological(nodes: Sequence[str], edges: set[tuple[str, str]]) -> list[str]:
@@ -293,23 +338,38 @@ class _Timeline:
     """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
 
     The maximum end over a prefix tells whether anything that started before a point is still
-    running there, whatever the intervals' lengths and overlaps. Prefix maxima are kept per
-    chunk of ``_CHUNK`` intervals from the first interval the planner can reach
-    (``window_start``) and computed only as far as queries go; everything before that window
-    is folded into one C-level ``max``.
+    running there, whatever the intervals' lengths and overlaps. Maxima are kept per chunk of
+    ``_CHUNK`` intervals from the first interval the planner can reach (``window_start``) and
+    computed only as far as queries go; everything before that window is folded into one
+    C-level ``max``.
     """
 
-    __slots__ = ("_base", "_items", "_prefix")
+    __slots__ = ("_base", "_chunk_max", "_items", "_prefix")
     _CHUNK = 64
 
     def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
         self._items = items
         self._base = bisect_left(items, window_start, key=_START) if items else 0
-        # _prefix[c]: latest end among items[: base + c * _CHUNK]; [0] covers all history.
+        # _prefix[c]: latest end among items[: base + c * _CHUNK] ([0] is all history);
+        # _chunk_max[c]: latest end among the c-th chunk, items[base + c * _CHUNK :][:_CHUNK].
         self._prefix: list[datetime | None] = []
+        self._chunk_max: list[datetime | None] = []
 
     def __bool__(self) -> bool:
         return bool(self._items)
+
+    def _prefix_at(self, chunk: int) -> datetime | None:
+        """Latest end among ``items[: base + chunk * _CHUNK]``."""
+        prefix = self._prefix
+        items = self._items
+        if not prefix:
+            prefix.append(max(map(_END, items[: self._base]), default=None))
+        while len(prefix) <= chunk:
+            low = self._base + (len(prefix) - 1) * self._CHUNK
+            block = max(map(_END, items[low : low + self._CHUNK]), default=None)
+            self._chunk_max.append(block)
+            prefix.append(_later(prefix[-1], block))
+        return prefix[chunk]
 
     def _max_end_before(self, j: int) -> datetime | None:
         """Latest end among ``items[:j]``."""
@@ -318,18 +378,11 @@ class _Timeline:
         if j < base:  # a query before the window the planner was built for (rare)
             return max(map(_END, items[:j]), default=None)
         chunk = (j - base) // self._CHUNK
-        prefix = self._prefix
-        while len(prefix) <= chunk:
-            if not prefix:
-                prefix.append(max(map(_END, items[:base]), default=None))
-            else:
-                low = base + (len(prefix) - 1) * self._CHUNK
-                block = max(map(_END, items[low : low + self._CHUNK]), default=None)
-                prefix.append(_later(prefix[-1], block))
+        latest = self._prefix_at(chunk)
         low = base + chunk * self._CHUNK
         if low == j:
-            return prefix[chunk]
-        return _later(prefix[chunk], max(map(_END, items[low:j])))
+            return latest
+        return _later(latest, max(map(_END, items[low:j])))
 
     def first_free(self, t: datetime, length: timedelta) -> datetime:
         """Earliest s >= t with [s, s + length) clear of every interval.
@@ -347,22 +400,29 @@ class _Timeline:
             t = latest
 
     def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
-        """Every interval overlapping [t0, t1)."""
+        """Every interval overlapping [t0, t1), walking back only through chunks that still
+        hold an interval running at ``t0``."""
         items = self._items
+        base = self._base
         found: list[Interval] = []
-        i = bisect_left(items, t1, key=_START) if items else 0
-        while i > 0:
-            if i <= self._base:
-                latest = self._max_end_before(i)
-                if latest is not None and latest > t0:  # something from long ago still runs
-                    found.extend(iv for iv in items[:i] if iv.end > t0)
-                break
-            low = self._base + (i - 1 - self._base) // self._CHUNK * self._CHUNK
-            found.extend(iv for iv in items[low:i] if iv.end > t0)
-            i = low
-            latest = self._max_end_before(i)
-            if latest is None or latest <= t0:
-                break
+        j = bisect_left(items, t1, key=_START) if items else 0
+        if j > base:
+            chunk = (j - 1 - base) // self._CHUNK
+            self._prefix_at(chunk + 1)
+            while chunk >= 0:
+                low = base + chunk * self._CHUNK
+                chunk_max = self._chunk_max[chunk]
+                if chunk_max is not None and chunk_max > t0:
+                    found.extend(iv for iv in items[low : min(j, low + self._CHUNK)] if iv.end > t0)
+                before = self._prefix[chunk]
+                if before is None or before <= t0:
+                    return found
+                chunk -= 1
+            j = base
+        if j > 0:
+            latest = self._max_end_before(j)
+            if latest is not None and latest > t0:  # something from long before still runs
+                found.extend(iv for iv in items[:j] if iv.end > t0)
         return found
 
     def first_saturated(
@@ -508,7 +568,11 @@ class _Staff:
             return "outside_working_hours"
         if self.time_off.first_free(t, length) != t:
             return "staff_time_off"
-        if self._busy_free(t, length) != t:
+        if self.capacity == 1:
+            at_capacity = self.busy.first_free(t, length) != t
+        else:
+            at_capacity = self.busy.first_saturated(t, t + length, self.capacity) is not None
+        if at_capacity:
             return "staff_capacity"
         return None
 
@@ -995,6 +1059,9 @@ def plan_series(
             Violation("protocol_invalid", problem, (), "Correct the protocol and plan again.")
             for problem in problems
         )
+    unordered = _order_problems(protocol)
+    if unordered:
+        return _blocked_plan(unordered)
     tz = calendar.tz
     fixed = sorted(
         (_checked_fact(fact) for fact in request.fixed),
@@ -1254,6 +1321,34 @@ def place_session(
 # --------------------------------------------------------------------------------------------
 # Helpers of the entry points
 # --------------------------------------------------------------------------------------------
+
+
+_STRUCTURAL_RULES = ("precedes", "each_followed_by")
+
+
+def _order_problems(protocol: ProtocolSpec) -> list[Violation]:
+    """The rules ``session_order`` cannot keep (a kind that must follow two different kinds)."""
+    structural = tuple(rule for rule in protocol.rules if rule.type in _STRUCTURAL_RULES)
+    if not structural:
+        return []
+    day = datetime(2000, 1, 1, tzinfo=UTC)
+    sessions = [
+        SessionFact(n, kind, day + timedelta(days=n), day + timedelta(days=n, minutes=1))
+        for n, kind in enumerate(session_order(protocol))
+    ]
+    broken = {
+        v.rule for v in evaluate(sessions, replace(protocol, rules=structural), ZoneInfo("UTC"))
+    }
+    return [
+        Violation(
+            "protocol_order",
+            f"No order of this protocol's sessions keeps its {rule} rules as the planner reads "
+            "them (a kind can follow only one other kind).",
+            (),
+            "Book the series session by session, or simplify the protocol's rules.",
+        )
+        for rule in sorted(broken)
+    ]
 
 
 def _checked_fact(fact: SessionFact) -> SessionFact:

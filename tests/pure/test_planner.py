@@ -166,6 +166,51 @@ def test_session_order_interleaves_at_least_n_and_puts_leftovers_last() -> None:
     )
 
 
+def test_session_order_follows_chains_of_followers() -> None:
+    steps = (
+        Step("preparation", 2, 60, "therapy_room"),
+        Step("integration", 2, 60, "therapy_room"),
+        Step("follow_up", 2, 30, "telehealth"),
+    )
+    rules = (
+        Rule("each_followed_by", "integration", "follow_up"),
+        Rule("each_followed_by", "preparation", "integration"),
+    )
+
+    assert session_order(ProtocolSpec("p", "kap", steps, rules)) == (
+        "preparation",
+        "integration",
+        "follow_up",
+        "preparation",
+        "integration",
+        "follow_up",
+    )
+
+
+def test_a_kind_that_must_follow_two_kinds_is_not_planned(clinic: ClinicCalendar) -> None:
+    steps = (
+        Step("preparation", 2, 60, "therapy_room", (StepRole("therapist"),)),
+        Step("medicine", 2, 60, "dosing_room", (StepRole("therapist"),), "im"),
+        Step("integration", 2, 60, "therapy_room", (StepRole("therapist"),)),
+    )
+    rules = (
+        Rule("each_followed_by", "preparation", "integration"),
+        Rule("each_followed_by", "medicine", "integration"),
+    )
+
+    planned = plan(ProtocolSpec("p", "kap", steps, rules), clinic)
+
+    assert planned.violations == (
+        Violation(
+            "protocol_order",
+            "No order of this protocol's sessions keeps its each_followed_by rules as the "
+            "planner reads them (a kind can follow only one other kind).",
+            (),
+            "Book the series session by session, or simplify the protocol's rules.",
+        ),
+    )
+
+
 # ----------------------------------------------------------------------------- empty clinic
 
 
