@@ -162,19 +162,19 @@ def generated_protocols(draw: st.DrawFn) -> ProtocolSpec:
                 "im" if kind == "medicine" else "",
             )
         )
-    kind = st.sampled_from(kinds)
+    any_kind = st.sampled_from(kinds)
     rule = st.one_of(
-        st.builds(Rule, st.just("min_gap"), kind, kind, days=st.integers(1, 3)),
-        st.builds(Rule, st.just("min_gap"), kind, kind, hours=st.integers(1, 30)),
-        st.builds(Rule, st.just("max_gap"), kind, kind, days=st.integers(2, 7)),
-        st.builds(Rule, st.just("max_gap"), kind, kind, hours=st.integers(24, 100)),
-        st.builds(Rule, st.just("precedes"), kind, kind),
-        st.builds(Rule, st.just("not_same_day"), kind, kind),
-        st.builds(Rule, st.just("each_followed_by"), kind, kind, at_least=st.just(1)),
+        st.builds(Rule, st.just("min_gap"), any_kind, any_kind, days=st.integers(1, 3)),
+        st.builds(Rule, st.just("min_gap"), any_kind, any_kind, hours=st.integers(1, 30)),
+        st.builds(Rule, st.just("max_gap"), any_kind, any_kind, days=st.integers(2, 7)),
+        st.builds(Rule, st.just("max_gap"), any_kind, any_kind, hours=st.integers(24, 100)),
+        st.builds(Rule, st.just("precedes"), any_kind, any_kind),
+        st.builds(Rule, st.just("not_same_day"), any_kind, any_kind),
+        st.builds(Rule, st.just("each_followed_by"), any_kind, any_kind, at_least=st.just(1)),
         st.builds(
             Rule,
             st.just("max_per_window"),
-            kind,
+            any_kind,
             count=st.integers(1, 3),
             window_days=st.integers(1, 7),
         ),
@@ -267,7 +267,7 @@ def check_plan(
                 assert inside_weekly(hold.start, hold.end, person.working_hours, tz)
             assert not any(overlaps(hold.start, hold.end, t.start, t.end) for t in person.time_off)
             own = [
-                h
+                Interval(h.start, h.end)
                 for other in sessions
                 for h in other.staff
                 if h.staff_id == hold.staff_id and h is not hold
@@ -379,6 +379,7 @@ def tiny_cases(draw: st.DrawFn) -> TinyCase:
         st.builds(Rule, st.just("min_gap"), kinds, kinds, days=st.integers(1, 3)),
         st.builds(Rule, st.just("min_gap"), kinds, kinds, hours=st.integers(1, 30)),
         st.builds(Rule, st.just("max_gap"), kinds, kinds, days=st.integers(0, 3)),
+        st.builds(Rule, st.just("max_gap"), kinds, kinds, days=st.integers(0, 2)),
         st.builds(Rule, st.just("max_gap"), kinds, kinds, hours=st.integers(0, 30)),
         st.builds(Rule, st.just("not_same_day"), kinds, kinds),
         st.builds(Rule, st.just("each_followed_by"), kinds, kinds, at_least=st.just(1)),
