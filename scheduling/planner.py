@@ -9,20 +9,24 @@ every finished plan with ``evaluate(..., require_complete=True)``.
 
 Inputs
     Every datetime is aware. ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by
-    start (``ORDER BY starts_at``): they are searched with ``bisect`` and never scanned, so 100k
-    intervals cost the same as 100. They may overlap each other. Room ``busy`` includes each hold's
-    turnover; staff ``busy`` is one interval per existing assignment. Staff with no
-    ``working_hours`` work whenever the clinic is open. Busy lists must contain the holds of
-    ``PlanRequest.fixed`` sessions (they are booked) and must not contain the holds of sessions
-    being re-placed (``replan_after``'s ``moved`` old time and ``later``).
+    start (``ORDER BY starts_at``); they may overlap each other. They are searched with
+    ``bisect``: the only linear work is one C-level ``max`` per list over the intervals that
+    start before the planning window, plus one per 64 intervals the search actually reaches.
+    Room ``busy`` includes each hold's turnover; staff ``busy`` is one interval per existing
+    assignment. Staff with no ``working_hours`` work whenever the clinic is open. Busy lists
+    must contain the holds of ``PlanRequest.fixed`` sessions (they are booked) and must not
+    contain the holds of sessions being re-placed (``replan_after``'s ``moved`` old time and
+    ``later``).
 
 Session order
-    ``session_order`` derives it from the protocol: steps in listed order, a screening step first,
-    kinds linked by ``each_followed_by(A, B, at_least=n)`` interleaved (A, n x B, A, n x B, ...,
-    leftover B's after the last A), and groups ordered so every ``precedes`` rule holds. The plan
-    is a chain in that order: each session starts when the previous one has ended or later. Fixed
-    sessions (already booked) take the earliest positions of the order their kinds and time
-    order allow; the new sessions fill the other positions, also between fixed ones.
+    ``session_order`` derives it from the protocol: steps in listed order, a screening step first
+    (unless a rule puts something before it), kinds linked by ``each_followed_by(A, B,
+    at_least=n)`` interleaved (A, n x B, A, n x B, ..., leftover B's after the last A; chains
+    A -> B -> C nest), and groups ordered so every ``precedes`` rule holds. A kind that must
+    follow two different kinds is not supported: ``plan_series`` says ``protocol_order``. The
+    plan is a chain in that order: each session starts when the previous one has ended or
+    later. Fixed sessions (already booked) take the earliest positions of the order their kinds
+    and time order allow; the new sessions fill the other positions, also between fixed ones.
 
 Algorithm (earliest finish for that order)
     Every rule, restricted to a chain, is a constraint between two positions p < q of one of two
@@ -35,12 +39,12 @@ Algorithm (earliest finish for that order)
     The planner places positions in order, each at the earliest slot-boundary start that passes
     the filters and all lower bounds (``_Search.earliest``: a loop of ``bisect`` queries that
     jumps straight past whatever is busy: the patient, every room of the kind, every staff
-    member of each role, instead of trying slots one by one). If that start breaks an upper bound
-    g(start of p) from an earlier new session p, no plan can keep p where it is: every valid plan
-    has q at or after the earliest start t just found (see below), so p must start where g(p) > t.
-    That becomes p's new lower bound and the search resumes from p. Bounds only grow and the
-    horizon is finite, so this ends; an upper bound from a fixed session that cannot be met, or
-    no start before the horizon, means there is no plan, and the reason is reported.
+    member of each role, instead of trying slots one by one). If that start t breaks an upper
+    bound g(start of p) from an earlier new session p, no valid plan keeps p where it is: every
+    valid plan has q at t or later (see below), so p must start where g(p) > t. That becomes p's
+    new lower bound and the search resumes from p. Bounds only grow and the horizon is finite,
+    so this ends. An upper bound from a fixed session that cannot be met, or no start before
+    the horizon, means there is no plan, and the reason is reported.
 
     Why it is the earliest finish: by induction every placed start is the smallest start any
     valid plan can give that position under the lower bounds found so far (lower-bound
@@ -50,7 +54,8 @@ Algorithm (earliest finish for that order)
     it; in particular the last one finishes as early as possible. The one coupling the argument
     leaves out is a room's turnover right after the patient's own previous session in the same
     room: it is always respected, but if it is the only thing in the way the plan may end later
-    than an optimal one that picked another room for the earlier session.
+    than an optimal one that picked another room for the earlier session. (The tests compare
+    the finish with a brute-force search over every series on small clinics.)
 
     Costs: each ``earliest`` call is O((rooms + staff) * log n) per jump, and jumps land only on
     ends of busy intervals, opening times or the next slot; the result is checked once with
@@ -58,11 +63,19 @@ Algorithm (earliest finish for that order)
 
 Clinicians
     Each session gets a room of its room kind and one distinct staff member per ``StepRole``.
-    ``Preferences.therapist_id`` is used whenever feasible; otherwise the planner keeps the same
-    therapist across the series: it first looks for one therapist free at every planned time,
-    then for one who can take a whole series that ends just as early, and only then picks per
-    session (the therapist free for the most sessions first). Keeping a therapist never makes
-    the series end later.
+    With ``Preferences.therapist_id`` the planner first gives that therapist every therapist
+    role at the planned times, else looks for a plan with them throughout that ends just as
+    early; failing both, they take every session they are free for and the rest go to the
+    therapist free for the most of them. Without a wish the same two attempts run for every
+    therapist (whoever already sees the patient in fixed sessions first), and only then is the
+    choice made per session. Keeping a therapist never makes the series end later.
+
+Re-planning
+    ``replan_after`` runs the same search with each later session's current start as its lower
+    bound: a session stays when its time is still valid (even off the slot grid and outside
+    the patient's preferences, which only steer sessions that must move) and otherwise moves to
+    the earliest valid slot after it, so each session moves as little as any valid cascade
+    allows.
 """
 
 from __future__ import annotations
