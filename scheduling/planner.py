@@ -1536,6 +1536,10 @@ def _planned_sessions(
 # --------------------------------------------------------------------------------------------
 
 
+_WHOLE_SERIES_TRIES = 3
+"""Therapists (most often free at the planned times first) offered a whole re-planned series."""
+
+
 def _keep_one_therapist(
     chain: _Chain,
     search: _Search,
@@ -1553,47 +1557,69 @@ def _keep_one_therapist(
     ]
     if not with_therapist:
         return result
-    candidates = list(
-        dict.fromkeys(
-            (
-                *therapist_first,
-                *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles),
-            )
-        )
-    )
     current = {_therapist_of(result[k]) for k in with_therapist}
     if len(current) == 1 and (wished is None or wished in current):
         return result
-    # A wish is tried alone: the series goes to someone else only session by session.
-    whole_series = [wished] if wished is not None else candidates
-    for therapist in whole_series:
-        kept = _same_times_with(chain, search, limit, result, with_therapist, therapist)
-        if kept is not None:
-            return kept
-    for therapist in whole_series:
-        kept = _whole_series_with(chain, search, limit, result, with_therapist, therapist)
-        if kept is not None:
-            return kept
-    return _most_sessions_per_therapist(
-        chain, search, limit, result, with_therapist, candidates, wished
+    candidates = list(
+        dict.fromkeys(
+            (*therapist_first, *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles))
+        )
     )
+    free_at = _free_at_planned_times(chain, search, limit, result, with_therapist, candidates)
+    rank = {therapist: n for n, therapist in enumerate(candidates)}
+    by_coverage = sorted(candidates, key=lambda t: (-len(free_at[t]), rank[t]))
+    # A wish is tried alone: the series goes to someone else only session by session.
+    whole_series = [wished] if wished is not None else by_coverage
+    for therapist in whole_series:
+        if len(free_at.get(therapist, {})) == len(with_therapist):
+            return [free_at[therapist].get(k, placed) for k, placed in enumerate(result)]
+    # Only a plan whose last session starts no later can end as early: search no further.
+    last_start = max(placement.start for placement in result) + _INSTANT
+    for therapist in whole_series[:_WHOLE_SERIES_TRIES]:
+        kept = _whole_series_with(chain, search, min(limit, last_start), result, therapist)
+        if kept is not None:
+            return kept
+    return _most_sessions_per_therapist(result, with_therapist, free_at, by_coverage, wished)
 
 
-def _whole_series_with(
+def _free_at_planned_times(
     chain: _Chain,
     search: _Search,
     limit: datetime,
     result: list[_Placed],
     with_therapist: Sequence[int],
-    therapist: int,
+    candidates: Sequence[int],
+) -> dict[int, dict[int, _Placed]]:
+    """For each therapist, the planned sessions they can take as planned (same time and
+    room), with the clinicians that then fill the other roles."""
+    free_at: dict[int, dict[int, _Placed]] = {}
+    for therapist in candidates:
+        free_at[therapist] = {}
+        for k in with_therapist:
+            placement = result[k]
+            assert placement.assignment is not None
+            need = chain.positions[k].need
+            assert need is not None
+            pinned_room = replace(
+                need.only(therapist, role=CONTINUITY_ROLE),
+                room_ids=frozenset({placement.assignment.room_id}),
+            )
+            assignment, _ = search.probe(pinned_room, placement.start, limit, ())
+            if assignment is not None:
+                free_at[therapist][k] = _Placed(placement.start, placement.end, assignment)
+    return free_at
+
+
+def _whole_series_with(
+    chain: _Chain, search: _Search, limit: datetime, result: list[_Placed], therapist: int
 ) -> list[_Placed] | None:
     """A plan with ``therapist`` in every therapist role that ends no later than ``result``."""
     restricted = _Chain(
         [
             replace(p, need=p.need.only(therapist, role=CONTINUITY_ROLE))
-            if k in with_therapist and p.need is not None
+            if p.need is not None and any(role == CONTINUITY_ROLE for role, _ in p.need.roles)
             else p
-            for k, p in enumerate(chain.positions)
+            for p in chain.positions
         ],
         chain.tz,
         chain.rules,
@@ -1612,86 +1638,27 @@ def _therapist_of(placement: _Placed) -> int | None:
     )
 
 
-def _reassign_at(
-    search: _Search,
-    limit: datetime,
-    placement: _Placed,
-    need: _Need,
-    therapist: int,
-) -> _Placed | None:
-    assert placement.assignment is not None
-    pinned_room = replace(
-        need.only(therapist, role=CONTINUITY_ROLE),
-        room_ids=frozenset({placement.assignment.room_id}),
-    )
-    assignment, _ = search.probe(pinned_room, placement.start, limit, ())
-    if assignment is None:
-        return None
-    return _Placed(placement.start, placement.end, assignment)
-
-
-def _same_times_with(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
-    result: list[_Placed],
-    with_therapist: Sequence[int],
-    therapist: int,
-) -> list[_Placed] | None:
-    kept = list(result)
-    for k in with_therapist:
-        need = chain.positions[k].need
-        assert need is not None
-        moved = _reassign_at(search, limit, result[k], need, therapist)
-        if moved is None:
-            return None
-        kept[k] = moved
-    return kept
-
-
 def _most_sessions_per_therapist(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
     result: list[_Placed],
     with_therapist: Sequence[int],
-    candidates: Sequence[int],
+    free_at: dict[int, dict[int, _Placed]],
+    by_coverage: Sequence[int],
     wished: int | None,
 ) -> list[_Placed]:
     """Same times; the wished-for therapist wherever free, then whoever is free most often."""
-    options: dict[int, dict[int, _Placed]] = {}
-    for therapist in candidates:
-        for k in with_therapist:
-            need = chain.positions[k].need
-            assert need is not None
-            moved = _reassign_at(search, limit, result[k], need, therapist)
-            if moved is not None:
-                options.setdefault(therapist, {})[k] = moved
     kept = list(result)
     open_positions = set(with_therapist)
-    rank = {therapist: n for n, therapist in enumerate(candidates)}
-    while open_positions and options:
-        best = max(
-            options,
-            key=lambda t: (
-                t == wished and bool(open_positions & options[t].keys()),
-                len(open_positions & options[t].keys()),
-                -rank[t],
-            ),
-        )
-        covered = open_positions & options.pop(best).keys()
-        if not covered:
+    order = ([wished] if wished is not None else []) + [t for t in by_coverage if t != wished]
+    while open_positions and order:
+        coverage = {t: open_positions & free_at[t].keys() for t in order}
+        best = max(order, key=lambda t: (t == wished and bool(coverage[t]), len(coverage[t])))
+        if not coverage[best]:
             break
-        for k in covered:
-            kept[k] = _reassign_at(search, limit, result[k], _need(chain, k), best) or kept[k]
-        open_positions -= covered
+        for k in coverage[best]:
+            kept[k] = free_at[best][k]
+        open_positions -= coverage[best]
+        order.remove(best)
     return kept
-
-
-def _need(chain: _Chain, k: int) -> _Need:
-    need = chain.positions[k].need
-    assert need is not None
-    return need
 
 
 # --------------------------------------------------------------------------------------------

@@ -629,6 +629,21 @@ def test_the_wished_for_therapist_takes_every_session_they_can(
     assert therapists == [11] * 8 + [13] * 6
 
 
+def test_without_one_free_therapist_the_most_available_one_takes_most_sessions(
+    kap: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    """Each therapist misses one integration day; keeping either would end the series later,
+    so the first takes every session but one and the other covers that one."""
+    first = StaffSupply(11, frozenset({"therapist"}), busy=(busy("2026-03-03", "07:00", "18:00"),))
+    second = StaffSupply(13, frozenset({"therapist"}), busy=(busy("2026-03-05", "07:00", "18:00"),))
+
+    planned = plan(kap, clinic, staff=(PRESCRIBER, first, NURSE, second))
+
+    assert starts(planned) == KAP_TWO_WEEKS
+    therapists = [h.staff_id for s in planned.sessions for h in s.staff if h.role == "therapist"]
+    assert therapists == [11, 11, 11, 13, *[11] * 10]
+
+
 # ----------------------------------------------------------------------------- no plan
 
 
