@@ -66,9 +66,10 @@ Clinicians
     With ``Preferences.therapist_id`` the planner first gives that therapist every therapist
     role at the planned times, else looks for a plan with them throughout that ends just as
     early; failing both, they take every session they are free for and the rest go to the
-    therapist free for the most of them. Without a wish the same two attempts run for every
-    therapist (whoever already sees the patient in fixed sessions first), and only then is the
-    choice made per session. Keeping a therapist never makes the series end later.
+    therapist free for the most of them. Without a wish the same two attempts run for the
+    therapists free at the most planned times (the whole-series one for the first three, ties
+    going to whoever already sees the patient in fixed sessions), and only then is the choice
+    made per session. Keeping a therapist never makes the series end later.
 
 Re-planning
     ``replan_after`` runs the same search with each later session's current start as its lower
