@@ -7,9 +7,12 @@ of a protocol goes, and why nothing fits when nothing does. Rule semantics live 
 which start times keep a pair valid (``later_start_bounds`` / ``earlier_start_bounds``), and checks
 every finished plan with ``evaluate(..., require_complete=True)``.
 
-Inputs
-    Every datetime is aware. ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by
-    start (``ORDER BY starts_at``); they may overlap each other. They are searched with
+Inputs and outputs
+    Every datetime is aware. Every datetime the planner returns is a UTC instant: an aware
+    datetime on a repeated or skipped wall-clock hour never compares equal to one in another
+    zone (PEP 495), so local times are for display only (``.astimezone(calendar.tz)``).
+    ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by start
+    (``ORDER BY starts_at``); they may overlap each other. They are searched with
     ``bisect``: the only linear work is one C-level ``max`` per list over the intervals that
     start before the planning window, plus one per 64 intervals the search actually reaches.
     Room ``busy`` includes each hold's turnover; staff ``busy`` is one interval per existing
@@ -195,7 +198,8 @@ class StaffHold:
 @dataclass(frozen=True, slots=True)
 class PlannedSession:
     """``index`` is the session's position in the series order (``session_order``); for
-    ``replan_after`` it is the position in ``later``. Datetimes are in the clinic's zone."""
+    ``replan_after`` it is the position in ``later``. Datetimes are UTC instants (see the
+    module docstring)."""
 
     index: int
     kind: str
@@ -682,6 +686,8 @@ class _Search:
         self.gates = gates
         self._day_ok: dict[tuple[date, bool, bool], bool] = {}
         self._pref_window: dict[date, tuple[datetime | None, datetime | None]] = {}
+        self._offset_change: dict[date, bool] = {}
+        self._boundaries: dict[date, list[datetime]] = {}
 
     # -- candidate starts ----------------------------------------------------------------
 
@@ -742,23 +748,47 @@ class _Search:
 
     def _boundary_at_or_after(self, t: datetime, day: date) -> datetime | None:
         """The first local wall-clock multiple of ``slot_minutes`` on ``day`` at or after t."""
+        if self._offset_changes(day):
+            return next((start for start in self._day_boundaries(day) if start >= t), None)
         local = t.astimezone(self.tz)
         minute = local.hour * 60 + local.minute + (1 if local.second or local.microsecond else 0)
         if local.date() != day:
             minute = 0
         step = self.slot_minutes
         minute = -(-minute // step) * step
-        while minute < 1440:
-            wall = time(minute // 60, minute % 60)
-            for fold in (0, 1):
-                candidate = datetime.combine(day, wall, tzinfo=self.tz).replace(fold=fold)
-                if candidate.astimezone(UTC).astimezone(self.tz).time() != wall:
-                    continue  # a wall time skipped by a DST change
-                instant = candidate.astimezone(UTC)
-                if instant >= t:
-                    return instant
-            minute += step
-        return None
+        if minute >= 1440:
+            return None
+        return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.tz).astimezone(
+            UTC
+        )
+
+    def _day_boundaries(self, day: date) -> list[datetime]:
+        """Every slot boundary of a day whose clock changes, in time order: wall times the
+        change skips are left out, wall times it repeats come twice."""
+        found = self._boundaries.get(day)
+        if found is None:
+            instants = set()
+            for minute in range(0, 1440, self.slot_minutes):
+                wall = time(minute // 60, minute % 60)
+                for fold in (0, 1):
+                    candidate = datetime.combine(day, wall, tzinfo=self.tz).replace(fold=fold)
+                    if candidate.astimezone(UTC).astimezone(self.tz).time() == wall:
+                        instants.add(candidate.astimezone(UTC))
+            found = sorted(instants)
+            self._boundaries[day] = found
+        return found
+
+    def _offset_changes(self, day: date) -> bool:
+        changes = self._offset_change.get(day)
+        if changes is None:
+            changes = (
+                day_start(day, self.tz).astimezone(self.tz).utcoffset()
+                != (day_start(day + timedelta(days=1), self.tz) - _INSTANT)
+                .astimezone(self.tz)
+                .utcoffset()
+            )
+            self._offset_change[day] = changes
+        return changes
 
     def fits_opening(self, start: datetime, need: _Need) -> bool:
         day = start.astimezone(self.tz).date()
@@ -1229,7 +1259,7 @@ def free_starts(
 ) -> list[datetime]:
     """Every slot start from ``day_from`` to ``day_to`` (inclusive, local dates) where one
     session of the step fits; with ``staff_id`` that person must be one of its clinicians,
-    with ``room_id`` it must be in that room. Times are in the clinic's zone."""
+    with ``room_id`` it must be in that room. Times are UTC instants."""
     window_start = day_start(day_from, calendar.tz)
     limit = day_start(day_to + timedelta(days=1), calendar.tz)
     search = _Search(
@@ -1257,7 +1287,7 @@ def free_starts(
         while found is not None:
             starts.add(found[0])
             found = search.earliest(need, found[0] + _INSTANT, limit)
-    return [start.astimezone(calendar.tz) for start in sorted(starts)]
+    return sorted(starts)
 
 
 def place_session(
@@ -1322,12 +1352,11 @@ def place_session(
         0,
         step.kind,
         step.route,
-        local,
-        end_local,
+        start,
+        start + need.duration,
         room.id,
         tuple(
-            StaffHold(staff_id, role, local, (start + minutes).astimezone(tz))
-            for staff_id, role, minutes in holds
+            StaffHold(staff_id, role, start, start + minutes) for staff_id, role, minutes in holds
         ),
     )
 
@@ -1514,17 +1543,17 @@ def _planned_sessions(
     for position, placement in zip(chain.positions, result, strict=True):
         if position.pinned is not None or placement.assignment is None:
             continue
-        start = placement.start.astimezone(tz)
+        start = placement.start
         sessions.append(
             PlannedSession(
                 position.index,
                 position.kind,
                 position.need.route if position.need else "",
                 start,
-                placement.end.astimezone(tz),
+                placement.end,
                 placement.assignment.room_id,
                 tuple(
-                    StaffHold(staff_id, role, start, (placement.start + minutes).astimezone(tz))
+                    StaffHold(staff_id, role, start, start + minutes)
                     for staff_id, role, minutes in placement.assignment.staff
                 ),
             )

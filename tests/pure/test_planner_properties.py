@@ -77,7 +77,7 @@ def weekly(rng: random.Random, open_days: float) -> tuple[WeeklyHours, ...]:
     hours = []
     for weekday in range(7):
         if rng.random() < open_days:
-            start = rng.randint(6, 10)
+            start = 0 if rng.random() < 0.15 else rng.randint(6, 10)  # some open over DST nights
             hours.append(
                 WeeklyHours(weekday, time(start), time(min(start + rng.randint(4, 11), 23)))
             )
