@@ -415,7 +415,7 @@ class _Timeline:
             latest = self._max_end_before(j)
             if latest is None or latest <= t:
                 return t
-            t = latest
+            t = latest.astimezone(UTC)  # callers compare with ==, which PEP 495 breaks across zones
 
     def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
         """Every interval overlapping [t0, t1), walking back only through chunks that still
@@ -453,8 +453,8 @@ class _Timeline:
             return None
         points = sorted(
             {t0}
-            | {iv.start for iv in running if iv.start > t0}
-            | {iv.end for iv in running if iv.end < t1}
+            | {iv.start.astimezone(UTC) for iv in running if iv.start > t0}
+            | {iv.end.astimezone(UTC) for iv in running if iv.end < t1}
         )
         start: datetime | None = None
         for point in points:
@@ -462,8 +462,8 @@ class _Timeline:
             if start is None and depth >= capacity:
                 start = point
             elif start is not None and depth < capacity:
-                return start, point
-        return (start, t1) if start is not None else None
+                return start.astimezone(UTC), point.astimezone(UTC)
+        return (start.astimezone(UTC), t1) if start is not None else None
 
 
 # --------------------------------------------------------------------------------------------

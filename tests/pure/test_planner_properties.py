@@ -57,19 +57,20 @@ ROOM_KINDS = ("therapy_room", "dosing_room", "infusion_chair")
 def intervals(
     rng: random.Random, tz: ZoneInfo, first: date, count: int, days: int
 ) -> tuple[Interval, ...]:
-    """``count`` intervals sorted by start, some long, some starting before ``first``."""
+    """``count`` intervals sorted by start, some long, some starting before ``first``, given
+    in UTC (as Django loads them) or in the clinic's zone."""
+    zone = UTC if rng.random() < 0.5 else tz
     out = []
     for _ in range(count):
         day = first + timedelta(days=rng.randint(-20, days))
-        start = datetime.combine(
-            day, time(rng.randint(6, 19), rng.choice((0, 15, 30, 45))), tzinfo=tz
-        )
+        hour = rng.randint(0, 3) if rng.random() < 0.1 else rng.randint(6, 19)  # DST nights too
+        wall = datetime.combine(day, time(hour, rng.choice((0, 15, 30, 45))), tzinfo=tz)
+        start = wall.replace(fold=rng.randint(0, 1)).astimezone(UTC)
         minutes = rng.choice((15, 30, 45, 60, 60, 100, 120, 240))
         if rng.random() < 0.004:  # now and then one that runs for days or weeks
             minutes = rng.choice((60 * 24 * 3, 60 * 24 * 30))
-        out.append(
-            Interval(start.astimezone(UTC), start.astimezone(UTC) + timedelta(minutes=minutes))
-        )
+        end = start + timedelta(minutes=minutes)
+        out.append(Interval(start.astimezone(zone), end.astimezone(zone)))
     return tuple(sorted(out, key=lambda iv: iv.start))
 
 
