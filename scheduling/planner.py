@@ -222,7 +222,8 @@ class Plan:
 @dataclass(frozen=True, slots=True)
 class PlanRequest:
     """``fixed``: sessions this series already holds that stay where they are. Every new session
-    starts on ``earliest_start`` or later and before ``earliest_start + horizon_days``."""
+    starts on ``earliest_start`` or later (and not before ``not_before``, e.g. now, when
+    planning from today) and before ``earliest_start + horizon_days``."""
 
     protocol: ProtocolSpec
     earliest_start: date
@@ -232,6 +233,14 @@ class PlanRequest:
     horizon_days: int = 120
     slot_minutes: int = 15
     fixed: tuple[SessionFact, ...] = ()
+    not_before: datetime | None = None
+
+    def first_start(self, tz: ZoneInfo) -> datetime:
+        """The earliest instant a new session may start."""
+        start = day_start(self.earliest_start, tz)
+        if self.not_before is None:
+            return start
+        return max(start, require_aware(self.not_before, "not_before").astimezone(UTC))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1111,7 +1120,7 @@ def plan_series(
         (_checked_fact(fact) for fact in request.fixed),
         key=lambda f: (f.starts_at.astimezone(UTC), f.ends_at.astimezone(UTC)),
     )
-    window_start = day_start(request.earliest_start, tz)
+    window_start = request.first_start(tz)
     limit = day_start(request.earliest_start + timedelta(days=request.horizon_days), tz)
     positions = _positions_for(protocol, fixed, request.gates is not None, window_start)
     shortages = _missing_resources(positions, rooms, staff)
@@ -1180,9 +1189,8 @@ def replan_after(
         range(len(later)), key=lambda n: _checked_fact(later[n]).starts_at.astimezone(UTC)
     )
     base_day = max(request.earliest_start, moved.starts_at.astimezone(tz).date())
-    window_start = min(
-        [day_start(request.earliest_start, tz)] + [fact.starts_at.astimezone(UTC) for fact in later]
-    )
+    first_start = request.first_start(tz)
+    window_start = min([first_start] + [fact.starts_at.astimezone(UTC) for fact in later])
     limit = day_start(base_day + timedelta(days=request.horizon_days), tz)
     labels = _Labels()
     positions = [_Position(fact.kind, labels(fact.kind), pinned=fact, index=-1) for fact in pinned]
@@ -1208,7 +1216,7 @@ def replan_after(
                 label,
                 need=_need_for_session(step, fact, request, therapist_first),
                 index=n,
-                lower=max(fact.starts_at.astimezone(UTC), day_start(request.earliest_start, tz)),
+                lower=max(fact.starts_at.astimezone(UTC), first_start),
             )
         )
     if unknown:

@@ -575,6 +575,18 @@ def test_patient_busy_time_is_respected(infusion: ProtocolSpec, clinic: ClinicCa
     assert planned.sessions[2].starts_at == at("2026-03-03", "16:00")
 
 
+def test_planning_from_today_starts_after_now(
+    infusion: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    planned = plan(infusion, clinic, not_before=at("2026-03-02", "16:20"))
+
+    assert starts(planned)[:3] == [
+        "screening 2026-03-02T16:30:00-08:00",
+        "medicine 2026-03-03T08:00:00-08:00",
+        "medicine 2026-03-04T08:00:00-08:00",
+    ]
+
+
 def test_preferences_are_hard_filters(infusion: ProtocolSpec, clinic: ClinicCalendar) -> None:
     afternoons = Preferences(
         weekdays=frozenset(range(4)), earliest_time=time(14), latest_start=time(15)
