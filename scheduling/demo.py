@@ -12,6 +12,7 @@ from django.utils import timezone
 from clinic.models import Clinic
 from integration.demo import medicine_session_demo_complete
 from protocols.models import ProtocolVersion
+from protocols.rules import day_start
 
 from . import services
 from .models import SessionKind
@@ -45,7 +46,10 @@ def demo_sessions_book(clinic: Clinic, progress: Callable[[str], None]) -> int:
         start = today - dt.timedelta(days=14) + dt.timedelta(days=index % 8 * 2)
         with transaction.atomic():
             series = services.series_book(
-                patient=patient, protocol_version=version, earliest_start=start, today=start
+                patient=patient,
+                protocol_version=version,
+                earliest_start=start,
+                now=day_start(start, clinic.tz),
             )
             for session in series.sessions.order_by("starts_at"):
                 if session.ends_at >= now:

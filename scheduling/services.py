@@ -421,8 +421,19 @@ def _placement(
     )
 
 
-def _session_fact(session: Session) -> SessionFact:
-    return SessionFact(session.pk, session.kind, session.starts_at, session.ends_at)
+def _session_fact(session: Session, *, with_resources: bool = False) -> SessionFact:
+    """The rules engine's view of a session; with its room and clinicians for the planner,
+    which keeps a re-placed session with them when they are still free."""
+    if not with_resources:
+        return SessionFact(session.pk, session.kind, session.starts_at, session.ends_at)
+    return SessionFact(
+        session.pk,
+        session.kind,
+        session.starts_at,
+        session.ends_at,
+        room_id=session.room_id,
+        staff_ids=tuple(hold.staff_id for hold in session.staff_holds.all()),
+    )
 
 
 def _series_violations_involving(
@@ -804,13 +815,15 @@ def series_plan(
     protocol_version: ProtocolVersion,
     earliest_start: dt.date,
     preferences: Preferences | None = None,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> Plan:
     """The earliest-finishing schedule for a whole series that keeps every rule; writes nothing.
 
-    When no schedule exists, the plan's violations say which rule or resource blocked it.
+    No session is planned before ``now``. When no schedule exists, the plan's violations say
+    which rule or resource blocked it.
     """
-    today = today or timezone.localdate(timezone=patient.clinic.tz)
+    now = now or timezone.now()
+    today = local_date(now, patient.clinic.tz)
     if earliest_start < today:
         raise InvalidInput(
             "earliest_start is in the past.", {"earliest_start": [f"On or after {today}."]}
@@ -834,6 +847,7 @@ def series_plan(
             preferences=preferences,
             gates=gates,
             horizon_days=horizon,
+            not_before=now,
         )
         plan = plan_series(request, supply.calendar, supply.rooms, supply.staff)
         if not plan.violations:
@@ -876,7 +890,7 @@ def series_book(
     earliest_start: dt.date,
     preferences: Preferences | None = None,
     created_by: User | None = None,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> TreatmentSeries:
     """Plan and book a whole series in one transaction: every session or none.
 
@@ -893,7 +907,7 @@ def series_book(
                     protocol_version=protocol_version,
                     earliest_start=earliest_start,
                     preferences=preferences,
-                    today=today,
+                    now=now,
                 )
                 if plan.violations:
                     raise RuleViolation([v.as_dict() for v in plan.violations])
@@ -1040,6 +1054,7 @@ def session_reschedule(
             preferences=Preferences(therapist_id=series.preferred_therapist_id),
             gates=gates,
             horizon_days=PLAN_LONGEST_HORIZON_DAYS,
+            not_before=now,
             fixed=tuple(_session_fact(s) for s in fixed),
         )
         replanned = replan_after(
@@ -1048,7 +1063,7 @@ def session_reschedule(
             supply.rooms,
             supply.staff,
             moved=moved_fact,
-            later=[_session_fact(s) for s in later],
+            later=[_session_fact(s, with_resources=True) for s in later],
         )
         if replanned.violations:
             raise RuleViolation([v.as_dict() for v in replanned.violations])
