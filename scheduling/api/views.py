@@ -159,6 +159,8 @@ class SessionList(StaffView):
         ).prefetch_related("role_grants")
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
+        if fields["starts_at"] < timezone.now():
+            raise ValidationError({"starts_at": ["That time has passed; book a future time."]})
         with transaction.atomic():
             session = services.session_create(created_by=request.user, **fields)  # type: ignore[arg-type]
             audit(request, "create", "session", [session], _patient_of_session)
