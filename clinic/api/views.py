@@ -132,7 +132,7 @@ class StaffList(StaffView):
 
     @extend_schema(responses=s.StaffSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return page_of(self, self.get_queryset().distinct(), s.StaffSerializer)
+        return page_of(self, self.get_queryset(), s.StaffSerializer)
 
     @extend_schema(request=s.StaffCreateSerializer, responses={201: s.StaffSerializer})
     @idempotent

@@ -40,7 +40,13 @@ from clinic.models import Role, StaffMember, User
 from integration.selectors import caseload_for_therapist
 from protocols.models import SessionKind
 from scheduling import services
-from scheduling.models import SeriesStatus, Session, SessionStatus, TreatmentSeries
+from scheduling.models import (
+    SeriesStatus,
+    Session,
+    SessionStaff,
+    SessionStatus,
+    TreatmentSeries,
+)
 from scheduling.selectors import (
     day_sheet,
     local_day_bounds,
@@ -105,7 +111,8 @@ class SessionFilter(django_filters.FilterSet):
         fields = ["date_from", "date_to", "clinic", "room", "staff", "patient", "series"]
 
     def filter_staff(self, queryset: QuerySet[Session], name: str, value: int) -> QuerySet[Session]:
-        return queryset.filter(staff_holds__staff_id=value)
+        holding = SessionStaff.objects.filter(staff_id=value).values("session_id")
+        return queryset.filter(pk__in=holding)
 
     def filter_dates(self, queryset: QuerySet[Session], name: str, value: Any) -> QuerySet[Session]:
         return queryset  # both dates are applied together in filter_queryset
@@ -141,7 +148,7 @@ class SessionList(StaffView):
     def get(self, request: Request) -> Response:
         return page_of(
             self,
-            self.get_queryset().distinct(),
+            self.get_queryset(),
             s.SessionSerializer,
             audit=("session", _patient_of_session),
         )
