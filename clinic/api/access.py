@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import permissions
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 
-from clinic.models import Patient, Role, StaffMember, User
+from clinic.models import Patient, Role, StaffMember, StaffRole, User
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ class Caller:
         return self.has_any_role(Role.NURSE, Role.PRESCRIBER)
 
 
+def _related(user: User, name: str) -> Any:
+    """A reverse one-to-one (the staff or patient profile): loaded with the user by the
+    authentication class, or fetched here."""
+    try:
+        return getattr(user, name)
+    except ObjectDoesNotExist:
+        return None
+
+
 def caller_of(request: Request) -> Caller:
     """The caller, loaded once per request (two queries at most) and kept on the request."""
     cached = getattr(request, "_clinic_caller", None)
@@ -62,15 +72,17 @@ def caller_of(request: Request) -> Caller:
     user: User = request.user  # type: ignore[assignment]
     if not user.is_authenticated:  # the schema generator's fake request
         return Caller(user=user, staff=None, patient=None, roles=frozenset())
-    staff = (
-        StaffMember.objects.filter(user=user, is_active=True)
-        .prefetch_related("role_grants")
-        .first()
-    )
+    staff = _related(user, "staff_profile")
+    if staff is not None and not staff.is_active:
+        staff = None
     patient = None
     if staff is None and not user.is_superuser:
-        patient = Patient.objects.select_related("clinic").filter(user=user).first()
-    roles = frozenset(grant.role for grant in staff.role_grants.all()) if staff else frozenset()
+        patient = _related(user, "patient_profile")
+    roles = (
+        frozenset(StaffRole.objects.filter(staff=staff).values_list("role", flat=True))
+        if staff is not None
+        else frozenset()
+    )
     caller = Caller(user=user, staff=staff, patient=patient, roles=roles)
     request._clinic_caller = caller  # type: ignore[attr-defined]
     return caller

@@ -1,9 +1,10 @@
 """``Idempotency-Key`` on creating POSTs (API.md).
 
 The same key and body replay the first answer with its status; the same key with another body is
-422. Keys are per user. The key's row is inserted in the same transaction as the creation: a
-concurrent duplicate blocks on the unique index until the first request commits (and then replays
-its answer) or rolls back (and then runs itself), so two duplicates never both create. Only
+422. Keys are per user. The key's row is inserted (``INSERT ... ON CONFLICT DO NOTHING``) in the
+same transaction as the creation: a concurrent duplicate blocks on the unique index until the first
+request commits (and then replays its answer) or rolls back (and then runs itself), so two
+duplicates never both create. Only
 successful answers are kept: a refused request wrote nothing, and its retry simply runs again.
 """
 
@@ -16,7 +17,8 @@ from functools import wraps
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -58,28 +60,36 @@ def idempotent(method: Callable[..., Response]) -> Callable[..., Response]:
         fingerprint = _fingerprint(request)
         try:
             with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        record = IdempotencyKey.objects.create(
-                            user=request.user,  # type: ignore[misc]
-                            key=key,
-                            fingerprint=fingerprint,
-                            status_code=0,
-                            response_body={},
-                        )
-                except IntegrityError:
+                record_id = _claim(int(request.user.pk or 0), key, fingerprint)
+                if record_id is None:
                     return _replay(request, key, fingerprint)
                 response = method(view, request, *args, **kwargs)
                 if not 200 <= response.status_code < 300:
                     raise _Unsuccessful(response)
-                record.status_code = response.status_code
-                record.response_body = json.loads(json.dumps(response.data, cls=DjangoJSONEncoder))
-                record.save(update_fields=["status_code", "response_body"])
+                IdempotencyKey.objects.filter(pk=record_id).update(
+                    status_code=response.status_code,
+                    response_body=json.loads(json.dumps(response.data, cls=DjangoJSONEncoder)),
+                )
                 return response
         except _Unsuccessful as unsuccessful:
             return unsuccessful.response
 
     return wrapper
+
+
+def _claim(user_id: int, key: str, fingerprint: str) -> int | None:
+    """Insert the key's row, or find it taken: one statement, no savepoint. A concurrent insert of
+    the same key makes this wait until that transaction ends (PostgreSQL's unique index)."""
+    table = IdempotencyKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, key, fingerprint, status_code, response_body,"
+            " created_at) VALUES (%s, %s, %s, 0, %s, %s)"
+            " ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
+            [user_id, key, fingerprint, "{}", timezone.now()],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
 
 
 def _replay(request: Request, key: str, fingerprint: str) -> Response:

@@ -107,18 +107,23 @@ class SessionCreateSerializer(StrictSerializer):
         required=True,
         help_text="Required until automatic room choice lands with the planner.",
     )
-    staff = serializers.PrimaryKeyRelatedField(
-        queryset=StaffMember.objects.none(),
-        many=True,
-        required=True,
+    staff = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
         allow_empty=False,
-        help_text="Required until automatic staff choice lands with the planner.",
+        max_length=5,
+        help_text="Staff ids. Required until automatic staff choice lands with the planner.",
     )
 
-    def validate_staff(self, value: list[StaffMember]) -> list[StaffMember]:
-        if len({member.pk for member in value}) != len(value) or len(value) > 5:
-            raise serializers.ValidationError("Each staff member once, five at most.")
-        return value
+    def validate_staff(self, ids: list[int]) -> list[StaffMember]:
+        """The staff members, in the order given, among those the caller may book (one query
+        for them and one for their roles)."""
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError("Each staff member once.")
+        found = {member.pk: member for member in self.context["staff"].filter(pk__in=ids)}
+        unknown = [str(pk) for pk in ids if pk not in found]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown staff member id(s): {', '.join(unknown)}.")
+        return [found[pk] for pk in ids]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "route" in attrs and attrs["kind"] != SessionKind.MEDICINE:

@@ -157,13 +157,13 @@ class SessionList(StaffView):
     @idempotent
     def post(self, request: Request) -> Response:
         require_roles(self.caller, Role.FRONT_DESK, Role.CLINIC_ADMIN)
-        data = s.SessionCreateSerializer(data=request.data)
+        data = s.SessionCreateSerializer(
+            data=request.data,
+            context={"staff": staff_visible(self.caller).prefetch_related("role_grants")},
+        )
         data.fields["patient"].queryset = patients_visible(self.caller).select_related("clinic")  # type: ignore[attr-defined]
         data.fields["series"].queryset = series_with_details(series_visible(self.caller))  # type: ignore[attr-defined]
         data.fields["room"].queryset = rooms_visible(self.caller)  # type: ignore[attr-defined]
-        data.fields["staff"].child_relation.queryset = staff_visible(  # type: ignore[attr-defined]
-            self.caller
-        ).prefetch_related("role_grants")
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         if fields["starts_at"] < timezone.now():
@@ -171,12 +171,25 @@ class SessionList(StaffView):
         with transaction.atomic():
             session = services.session_create(created_by=request.user, **fields)  # type: ignore[arg-type]
             audit(request, "create", "session", [session], _patient_of_session)
-        session = self.get_queryset().get(pk=session.pk)
+        _attach_new_session_details(session, fields["staff"])
         return Response(
             s.SessionSerializer(session).data,
             status=status.HTTP_201_CREATED,
             headers={"ETag": etag(session)},
         )
+
+
+def _attach_new_session_details(session: Session, staff: list[StaffMember]) -> None:
+    """Give a session just booked what the serializer reads, from what is already in memory:
+    its clinic, its staff holds (one query) with their staff, and no escort yet."""
+    session.clinic = session.patient.clinic
+    members = {member.pk: member for member in staff}
+    holds = list(SessionStaff.objects.filter(session=session).order_by("starts_at", "id"))
+    for hold in holds:
+        hold.staff = members[hold.staff_id]
+        hold.session = session
+    session._prefetched_objects_cache = {"staff_holds": holds}  # type: ignore[attr-defined]
+    session._state.fields_cache["escort"] = None
 
 
 class SessionDetail(StaffView):

@@ -115,20 +115,20 @@ LISTS: dict[str, tuple[str, str, Callable[..., Any], int]] = {
         "superuser",
         "/api/v1/clinics/",
         lambda w, n: [ClinicFactory() for _ in range(n)],
-        5,
+        4,
     ),
     "rooms": (
         "front_desk",
         "/api/v1/rooms/",
         lambda w, n: [RoomFactory(clinic=w.clinic) for _ in range(n)],
-        5,
+        4,
     ),
-    "staff": ("front_desk", "/api/v1/staff/", _staff, 8),
+    "staff": ("front_desk", "/api/v1/staff/", _staff, 7),
     "patients": (
         "front_desk",
         "/api/v1/patients/",
         lambda w, n: [PatientFactory(clinic=w.clinic) for _ in range(n)],
-        6,
+        5,
     ),
     "screenings": (
         "nurse",
@@ -136,7 +136,7 @@ LISTS: dict[str, tuple[str, str, Callable[..., Any], int]] = {
         lambda w, n: [
             ScreeningFactory(patient=w.patient_a, cleared_by=w.prescriber) for _ in range(n)
         ],
-        7,
+        6,
     ),
     "consents": (
         "nurse",
@@ -145,16 +145,16 @@ LISTS: dict[str, tuple[str, str, Callable[..., Any], int]] = {
             ConsentFactory(patient=w.patient_a, document_version=f"v{next(_slot)}")
             for _ in range(n)
         ],
-        7,
+        6,
     ),
-    "protocols": ("front_desk", "/api/v1/protocols/", _protocols, 8),
-    "sessions": ("front_desk", "/api/v1/sessions/", _sessions, 7),
-    "series": ("front_desk", "/api/v1/series/", _series, 6),
-    "me_sessions": ("patient_a", "/api/v1/me/sessions/", _sessions, 7),
-    "me_series": ("patient_a", "/api/v1/me/series/", _own_series, 6),
-    "day_sheet": ("front_desk", "/api/v1/day-sheet/?date=2026-03-02", _sessions, 8),
-    "caseload": ("therapist", "/api/v1/caseload/", _medicine_with_integration, 7),
-    "calendar": ("patient_a", "/api/v1/me/calendar.ics", _sessions, 5),
+    "protocols": ("front_desk", "/api/v1/protocols/", _protocols, 7),
+    "sessions": ("front_desk", "/api/v1/sessions/", _sessions, 6),
+    "series": ("front_desk", "/api/v1/series/", _series, 5),
+    "me_sessions": ("patient_a", "/api/v1/me/sessions/", _sessions, 5),
+    "me_series": ("patient_a", "/api/v1/me/series/", _own_series, 4),
+    "day_sheet": ("front_desk", "/api/v1/day-sheet/?date=2026-03-02", _sessions, 7),
+    "caseload": ("therapist", "/api/v1/caseload/", _medicine_with_integration, 6),
+    "calendar": ("patient_a", "/api/v1/me/calendar.ics", _sessions, 3),
 }
 
 
