@@ -85,7 +85,7 @@ MIDDLEWARE = [
 ]
 
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out username before any check
+    "clinic.auth_backends.LockoutBackend",  # refuses a locked-out username before any check
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -232,6 +232,10 @@ SPECTACULAR_SETTINGS = {
         "clinic.api.schema.add_problem_responses",
     ],
 }
+
+# How many proxies stand in front of the app: the audit takes the caller's address that many hops
+# from the right of X-Forwarded-For (0: the socket's peer address).
+AUDIT_TRUSTED_PROXIES = env.int("AUDIT_TRUSTED_PROXIES", default=0)
 
 # Clinic defaults, used when a clinic has not set its own.
 CLINIC_DEFAULT_TURNOVER_MINUTES = 15
