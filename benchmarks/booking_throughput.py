@@ -359,6 +359,7 @@ def main() -> None:
     parser.add_argument("--pgbench-clients", type=int, default=8)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/clinic_bench")
     env = _env(url)
     recreate_database(url)
@@ -388,7 +389,8 @@ def main() -> None:
     max_rate = saturated / saturated_elapsed
     print(
         f"server: gunicorn, {args.workers} workers x {args.threads} thread(s), "
-        f"{os.cpu_count()} cores; client and server on this machine"
+        f"{os.cpu_count()} cores; client and server on this machine; load average before "
+        f"{load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} (other work on the box skews it)"
     )
     print(
         f"open loop at {args.rate:.0f} req/s for {args.seconds:.0f} s: "
