@@ -86,9 +86,12 @@ def _patient_of_session(session: Session) -> int:
 
 
 def session_zone(caller: Caller, clinic_id: int | None) -> Any:
-    """The zone a list's dates are read in: the filtered clinic's, else the caller's, else UTC."""
+    """The zone a list's dates are read in: the filtered clinic's, else the caller's (a staff
+    member's or a patient's clinic), else UTC."""
     clinic = None
-    if clinic_id is not None:
+    if caller.patient is not None:
+        clinic = caller.patient.clinic
+    elif clinic_id is not None:
         clinic = clinics_visible(caller).filter(pk=clinic_id).first()
     elif caller.staff is not None:
         clinic = caller.staff.clinic

@@ -19,6 +19,14 @@ pytestmark = pytest.mark.django_db
 
 def test_a_patient_portal_session(world, as_user, frozen) -> None:
     desk = as_user(world.front_desk)
+    evening = book(  # 20:00 in Los Angeles on the 3rd is 04:00 UTC on the 4th
+        desk,
+        world.patient_a,
+        "follow_up",
+        aware(2026, 3, 3, 20),
+        world.therapy_room,
+        [world.prescriber],
+    ).json()
     next_week = book(
         desk,
         world.patient_a,
@@ -60,8 +68,17 @@ def test_a_patient_portal_session(world, as_user, frozen) -> None:
         },
     )
     sessions = portal.get("/api/v1/me/sessions/").json()
-    assert [s["id"] for s in sessions["results"]] == [tomorrow["id"], next_week["id"]]
+    assert [s["id"] for s in sessions["results"]] == [
+        tomorrow["id"],
+        evening["id"],
+        next_week["id"],
+    ]
     assert [s["id"] for s in portal.get("/api/v1/me/series/").json()["results"]] == [series.pk]
+    # Dates are the clinic's: 3 March runs from 08:00 UTC to 08:00 UTC the next day.
+    on_the_3rd = portal.get(
+        "/api/v1/me/sessions/", {"date_from": "2026-03-03", "date_to": "2026-03-03"}
+    ).json()
+    assert [s["id"] for s in on_the_3rd["results"]] == [tomorrow["id"], evening["id"]]
 
     confirmed = portal.post(f"/api/v1/me/sessions/{next_week['id']}/confirm/", HTTP_IF_MATCH='"1"')
     assert (confirmed.status_code, confirmed.json()["status"]) == (200, "confirmed")
@@ -84,9 +101,14 @@ def test_a_patient_portal_session(world, as_user, frozen) -> None:
     events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
     assert set(events) == {
         f"session-{tomorrow['id']}@ketamine-clinic",
+        f"session-{evening['id']}@ketamine-clinic",
         f"session-{next_week['id']}@ketamine-clinic",
     }
-    assert {str(e["STATUS"]) for e in events.values()} == {"CANCELLED"}
+    assert {uid: str(e["STATUS"]) for uid, e in events.items()} == {
+        f"session-{tomorrow['id']}@ketamine-clinic": "CANCELLED",
+        f"session-{evening['id']}@ketamine-clinic": "TENTATIVE",
+        f"session-{next_week['id']}@ketamine-clinic": "CANCELLED",
+    }
     event = events[f"session-{next_week['id']}@ketamine-clinic"]
     assert event.decoded("DTSTART") == aware(2026, 3, 9, 10)
     assert event["DTSTART"].params["TZID"] == "America/Los_Angeles"
