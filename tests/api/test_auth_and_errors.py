@@ -215,3 +215,20 @@ def test_an_illegal_transition_is_422(world, as_user, frozen) -> None:
             "suggested_fix": None,
         }
     ]
+
+
+def test_the_schema_and_the_docs_are_served_without_a_token(world, settings) -> None:
+    settings.STORAGES = {  # no collectstatic in tests: plain storage, no manifest
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    client = APIClient()
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/sessions/{id}/cancel/" in paths
+    assert "/api/v1/series/plan/" not in paths  # arrives with the planner
+    docs = client.get("/api/v1/docs/")
+    assert docs.status_code == 200
+    assert b"drf_spectacular_sidecar/swagger-ui-dist" in docs.content
+    assert b"cdn.jsdelivr.net" not in docs.content
