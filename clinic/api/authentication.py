@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
@@ -27,3 +28,10 @@ class ClinicJWTAuthentication(JWTAuthentication):
         if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
         return user
+
+
+class ClinicJWTScheme(SimpleJWTScheme):
+    """The OpenAPI security scheme (bearer JWT) for the class above."""
+
+    target_class = "clinic.api.authentication.ClinicJWTAuthentication"
+    name = "jwtAuth"

@@ -228,6 +228,9 @@ def test_the_schema_and_the_docs_are_served_without_a_token(world, settings) -> 
     paths = schema.json()["paths"]
     assert "/api/v1/sessions/{id}/cancel/" in paths
     assert "/api/v1/series/plan/" not in paths  # arrives with the planner
+    assert schema.json()["components"]["securitySchemes"]["jwtAuth"]["scheme"] == "bearer"
+    assert paths["/api/v1/sessions/"]["get"]["security"] == [{"jwtAuth": []}]
+    assert paths["/api/v1/auth/token/"]["post"].get("security", []) in ([], [{}])
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200
     assert b"drf_spectacular_sidecar/swagger-ui-dist" in docs.content
