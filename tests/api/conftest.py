@@ -15,10 +15,13 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from clinic.models import Clinic, Patient, Role, Room, RoomKind, StaffMember, User
 from tests.factories import (
     ClinicFactory,
+    ConsentFactory,
     PatientFactory,
     RoomFactory,
+    ScreeningFactory,
     StaffMemberFactory,
     UserFactory,
+    WorkingHoursFactory,
     aware,
 )
 
@@ -69,20 +72,41 @@ def _staff(clinic: Clinic, username: str, roles: list[str], **extra: Any) -> Sta
     )
 
 
-def _patient(clinic: Clinic, username: str, name: str) -> Patient:
-    return PatientFactory(
+def _patient(
+    clinic: Clinic, username: str, name: str, prescriber: StaffMember | None = None
+) -> Patient:
+    """A patient with a portal login, cleared by a prescriber and with consent on file (the
+    gates every medicine session checks)."""
+    patient = PatientFactory(
         clinic=clinic,
         full_name=name,
         user=UserFactory(username=username),
         email=f"{username}@x.org",
     )
+    if prescriber is not None:
+        ScreeningFactory(patient=patient, cleared_by=prescriber)
+        ConsentFactory(patient=patient)
+    return patient
+
+
+#: Open, and staffed, around the clock every day: tests choose their times freely (the DST night
+#: included) without tripping the opening-hours and working-hours rules.
+ALL_DAY = [(weekday, dt.time(0), dt.time(23, 59)) for weekday in range(7)]
+
+
+def _all_day_hours(members: list[StaffMember]) -> None:
+    for member in members:
+        for weekday, start, end in ALL_DAY:
+            WorkingHoursFactory(staff=member, weekday=weekday, start=start, end=end)
 
 
 @pytest.fixture
 def world(db: Any) -> World:
-    clinic = ClinicFactory(name="Mesa Clinic")
-    other = ClinicFactory(name="Harbor Clinic")
-    return World(
+    clinic = ClinicFactory(name="Mesa Clinic", opening_hours=ALL_DAY)
+    other = ClinicFactory(name="Harbor Clinic", opening_hours=ALL_DAY)
+    prescriber = _staff(clinic, "prescriber", [Role.PRESCRIBER])
+    other_prescriber = _staff(other, "harbor_prescriber", [Role.PRESCRIBER])
+    built = World(
         clinic=clinic,
         other_clinic=other,
         dosing_room=RoomFactory(clinic=clinic, name="Dosing 1", kind=RoomKind.DOSING_ROOM),
@@ -91,16 +115,18 @@ def world(db: Any) -> World:
         other_room=RoomFactory(clinic=other, name="Harbor Therapy", kind=RoomKind.THERAPY_ROOM),
         front_desk=_staff(clinic, "front_desk", [Role.FRONT_DESK]),
         nurse=_staff(clinic, "nurse", [Role.NURSE], max_concurrent_patients=3),
-        prescriber=_staff(clinic, "prescriber", [Role.PRESCRIBER]),
+        prescriber=prescriber,
         therapist=_staff(clinic, "therapist", [Role.THERAPIST]),
         admin=_staff(clinic, "clinic_admin", [Role.CLINIC_ADMIN]),
         other_therapist=_staff(other, "harbor_therapist", [Role.THERAPIST]),
         other_front_desk=_staff(other, "harbor_front_desk", [Role.FRONT_DESK]),
-        patient_a=_patient(clinic, "patient_a", "Alex Rivera"),
-        patient_b=_patient(clinic, "patient_b", "Blair Chen"),
-        other_patient=_patient(other, "patient_c", "Casey Morgan"),
+        patient_a=_patient(clinic, "patient_a", "Alex Rivera", prescriber),
+        patient_b=_patient(clinic, "patient_b", "Blair Chen", prescriber),
+        other_patient=_patient(other, "patient_c", "Casey Morgan", other_prescriber),
         superuser=User.objects.create_superuser("root", "root@x.org", PASSWORD),
     )
+    _all_day_hours(list(StaffMember.objects.filter(clinic__in=[clinic, other])))
+    return built
 
 
 def client_for(user: User | None) -> APIClient:

@@ -54,6 +54,25 @@ def test_a_front_desk_day(world, as_user, frozen) -> None:
         "has_portal_login": True,
     }
 
+    # The gates of every medicine session: a prescriber's clearance and the signed consent.
+    screened = as_user(world.prescriber).post(
+        f"/api/v1/patients/{dana.pk}/screenings/",
+        {"result": "cleared", "valid_until": "2026-09-01", "contraindications": []},
+        format="json",
+    )
+    assert screened.status_code == 201, screened.json()
+    assert (screened.json()["cleared_by"], screened.json()["screened_on"]) == (
+        world.prescriber.pk,
+        "2026-03-02",
+    )
+    consented = desk.post(
+        f"/api/v1/patients/{dana.pk}/consents/",
+        {"signed_at": "2026-03-02T08:45:00-08:00", "document_version": "KAP-consent-2026.1"},
+        format="json",
+    )
+    assert consented.status_code == 201, consented.json()
+    assert consented.json()["signed_at"] == "2026-03-02T08:45:00-08:00"
+
     # A medicine session at 10:00 with the therapist and the nurse.
     medicine = book(
         desk,
@@ -205,9 +224,9 @@ def test_booking_in_the_past_is_refused_and_writes_nothing(world, as_user, froze
 
 def test_day_sheet_on_the_spring_dst_day_has_23_hours(world, as_user, frozen) -> None:
     desk = as_user(world.front_desk)
-    # 23:30 on Saturday 7 March and 01:30 on Sunday 8 March (before the 02:00 jump) and 03:30
+    # 23:00 on Saturday 7 March and 01:30 on Sunday 8 March (before the 02:00 jump) and 03:30
     # after it: only the last two are on the 8th.
-    for hour, minute, day in ((23, 30, 7), (1, 30, 8), (3, 30, 8)):
+    for hour, minute, day in ((23, 0, 7), (1, 30, 8), (3, 30, 8)):
         assert (
             book(
                 desk,
