@@ -97,6 +97,12 @@ def test_a_front_desk_day(world, as_user, frozen) -> None:
     ]
     medicine_id = body["id"]
 
+    follow_up = book(
+        desk, dana, "follow_up", aware(2026, 3, 2, 12), world.therapy_room, [world.prescriber]
+    )
+    assert follow_up.status_code == 201, follow_up.json()
+    assert follow_up.json()["ends_at"] == "2026-03-02T12:30:00-08:00"
+
     # The room and the therapist are taken for anyone else at 10:30: 409 naming both.
     clash = book(
         desk,
@@ -132,11 +138,16 @@ def test_a_front_desk_day(world, as_user, frozen) -> None:
     desk = as_user(world.front_desk)  # access tokens last five minutes
     checked_in = desk.post(f"/api/v1/sessions/{medicine_id}/check-in/", HTTP_IF_MATCH='"2"')
     assert (checked_in.status_code, checked_in.json()["status"]) == (200, "checked_in")
-    frozen.move_to(aware(2026, 3, 2, 12, 5))
+    # The prescriber's follow-up right after the medicine session: checked in and completed.
+    # (Completing the medicine session itself waits for the dose, the vitals after it and the
+    # discharge: clinical records outside this API for now.)
+    frozen.move_to(aware(2026, 3, 2, 12, 2))
     desk = as_user(world.front_desk)  # access tokens last five minutes
-    completed = desk.post(f"/api/v1/sessions/{medicine_id}/complete/", HTTP_IF_MATCH='"3"')
+    follow_up_id = follow_up.json()["id"]
+    desk.post(f"/api/v1/sessions/{follow_up_id}/check-in/")
+    completed = desk.post(f"/api/v1/sessions/{follow_up_id}/complete/", HTTP_IF_MATCH='"2"')
     assert (completed.status_code, completed.json()["status"]) == (200, "completed")
-    assert completed.json()["status_changed_at"] == "2026-03-02T12:05:00-08:00"
+    assert completed.json()["status_changed_at"] == "2026-03-02T12:02:00-08:00"
 
     # Integration tomorrow at 14:00 (26 hours ahead): cancelled in time.
     in_time = book(
@@ -181,15 +192,19 @@ def test_a_front_desk_day(world, as_user, frozen) -> None:
     assert sheet.json()["timezone"] == "America/Los_Angeles"
     rooms = {room["room"]["name"]: room["sessions"] for room in sheet.json()["rooms"]}
     assert [(s["kind"], s["status"], s["starts_at"]) for s in rooms["Dosing 1"]] == [
-        ("medicine", "completed", "2026-03-02T10:00:00-08:00")
+        ("medicine", "checked_in", "2026-03-02T10:00:00-08:00")
     ]
-    assert [(s["kind"], s["status"]) for s in rooms["Therapy 1"]] == [("preparation", "no_show")]
+    assert [(s["kind"], s["status"]) for s in rooms["Therapy 1"]] == [
+        ("follow_up", "completed"),
+        ("preparation", "no_show"),
+    ]
     assert rooms["Chair 1"] == []
     staff = {row["full_name"]: row["holds"] for row in sheet.json()["staff"]}
     assert [(h["kind"], h["role"], h["starts_at"]) for h in staff["Nurse"]] == [
         ("medicine", "nurse", "2026-03-02T10:00:00-08:00")
     ]
     assert [h["kind"] for h in staff["Therapist"]] == ["medicine", "preparation"]
+    assert [(h["kind"], h["role"]) for h in staff["Prescriber"]] == [("follow_up", "prescriber")]
 
     # The sessions list for tomorrow, filtered by status.
     tomorrow = desk.get(
@@ -204,7 +219,7 @@ def test_a_front_desk_day(world, as_user, frozen) -> None:
         ("2026-03-03T11:00:00-08:00", "late_cancelled"),
         ("2026-03-03T14:00:00-08:00", "cancelled"),
     ]
-    assert Session.objects.filter(patient=dana).count() == 3
+    assert Session.objects.filter(patient=dana).count() == 4
     assert AuditEvent.objects.filter(actor_username="front_desk").count() > 0
 
 
