@@ -57,6 +57,13 @@ def booked(world):
         TreatmentSeriesFactory,
     )
 
+    today = timezone.localdate()
+    ScreeningFactory(  # cleared through the coming year: the medicine session's gate
+        patient=world.patient_a,
+        cleared_by=world.prescriber,
+        screened_on=today,
+        valid_until=today + dt.timedelta(days=365),
+    )
     start = timezone.now().replace(microsecond=0) + dt.timedelta(days=2)
     series = TreatmentSeriesFactory(
         patient=world.patient_a, protocol_version=ProtocolVersionFactory()
@@ -78,8 +85,7 @@ def booked(world):
         staff=[world.therapist],
         series=series,
     )
-    ScreeningFactory(patient=world.patient_a, cleared_by=world.prescriber)
-    ConsentFactory(patient=world.patient_a)
+    ConsentFactory(patient=world.patient_a, document_version="schema-test")
 
 
 @schema.parametrize()
