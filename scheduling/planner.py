@@ -54,11 +54,14 @@ Algorithm (earliest finish for that order)
     functions are monotone, so pushing an earlier session later never lets a later one start
     sooner), and every raised bound is implied by the rules, so it holds in every valid plan.
     When the chain is complete each session sits at the earliest start any valid plan can give
-    it; in particular the last one finishes as early as possible. The one coupling the argument
-    leaves out is a room's turnover right after the patient's own previous session in the same
-    room: it is always respected, but if it is the only thing in the way the plan may end later
-    than an optimal one that picked another room for the earlier session. (The tests compare
-    the finish with a brute-force search over every series on small clinics.)
+    it; in particular the last one finishes as early as possible. One coupling between
+    positions is not a bound on times: a room's turnover after the patient's own earlier session
+    in the same room. When only such holds stand between a position and an earlier start, the
+    earlier sessions move to other free rooms at the same times (``_earlier_in_another_room``),
+    which leaves every bound placed so far intact; it is a repair by room swaps of single
+    sessions, not a full search over room assignments. (The tests compare the finish with a
+    brute-force search over every series on small clinics, and the planner benchmark with
+    CP-SAT's optimum.)
 
     Costs: each ``earliest`` call is O((rooms + staff) * log n) per jump, and jumps land only on
     ends of busy intervals, opening times or the next slot; the result is checked once with
@@ -1059,6 +1062,8 @@ def _solve(
             if p is not None and p.assignment is not None
         ]
         found = search.earliest(need, low, limit, own) if low < limit else None
+        if found is not None and own:
+            found = _earlier_in_another_room(search, positions, placed, k, low, found)
         if found is None:
             return None, _Blocked(k, low, pushed=pushed)
         start, assignment = found
@@ -1090,6 +1095,125 @@ def _solve(
 
 def _turnover(search: _Search, assignment: _Assignment) -> timedelta:
     return search.room_turnover[assignment.room_id]
+
+
+def _earlier_in_another_room(
+    search: _Search,
+    positions: Sequence[_Position],
+    placed: list[_Placed | None],
+    k: int,
+    low: datetime,
+    found: tuple[datetime, _Assignment],
+) -> tuple[datetime, _Assignment]:
+    """An earlier start for position ``k`` that only the plan's own room holds stand in the way
+    of, freed by moving those earlier sessions to another room at the same times.
+
+    A room's turnover after the patient's own session is the one coupling between positions that
+    the earliest-start argument does not cover (module docstring): screening in the only room
+    that stays free all afternoon can push the preparation after it, and so the whole series, a
+    day later. Moving an earlier session to another free room keeps every time, so every bound
+    already placed still holds. Mutates ``placed`` when it succeeds.
+    """
+    need = positions[k].need
+    assert need is not None
+    limit, _ = found
+    relaxed = search.earliest(need, low, limit) if low < limit else None
+    while relaxed is not None:
+        start, assignment = relaxed
+        swap = _room_swaps_for(search, positions, placed, k, need, start)
+        if swap is not None:
+            room_id, moves = swap
+            for i, other_room in moves.items():
+                held = placed[i]
+                assert held is not None
+                assert held.assignment is not None
+                placed[i] = replace(held, assignment=replace(held.assignment, room_id=other_room))
+            return start, replace(assignment, room_id=room_id)
+        relaxed = search.earliest(need, start + _INSTANT, limit)
+    return found
+
+
+def _own_holds(
+    search: _Search, placed: Sequence[_Placed | None], skip: int | None = None
+) -> list[_OwnHold]:
+    return [
+        _OwnHold(p.assignment.room_id, p.start, p.end + _turnover(search, p.assignment))
+        for i, p in enumerate(placed)
+        if p is not None and p.assignment is not None and i != skip
+    ]
+
+
+def _conflicts(hold: _OwnHold, others: Iterable[_OwnHold]) -> list[_OwnHold]:
+    return [
+        other
+        for other in others
+        if other.room_id == hold.room_id and other.start < hold.end and hold.start < other.end
+    ]
+
+
+def _room_swaps_for(
+    search: _Search,
+    positions: Sequence[_Position],
+    placed: Sequence[_Placed | None],
+    k: int,
+    need: _Need,
+    start: datetime,
+) -> tuple[int, dict[int, int]] | None:
+    """A room for position ``k`` at ``start`` and the earlier sessions to move out of its way
+    (position -> their new room; empty when it is free as it is), or None."""
+    end = start + need.duration
+    for room in search.rooms_for(need):
+        if room.busy.first_free(start, need.duration + room.turnover) != start:
+            continue
+        wanted = _OwnHold(room.id, start, end + room.turnover)
+        blocking = [
+            i
+            for i, p in enumerate(placed[:k])
+            if p is not None
+            and p.assignment is not None
+            and _conflicts(wanted, _own_holds(search, [p]))
+        ]
+        if not blocking:
+            return room.id, {}
+        moves: dict[int, int] = {}
+        trial = list(placed)
+        for i in blocking:
+            new_room = _another_room(search, positions, trial, i, extra=[wanted])
+            if new_room is None:
+                break
+            held = trial[i]
+            assert held is not None
+            assert held.assignment is not None
+            trial[i] = replace(held, assignment=replace(held.assignment, room_id=new_room))
+            moves[i] = new_room
+        else:
+            return room.id, moves
+    return None
+
+
+def _another_room(
+    search: _Search,
+    positions: Sequence[_Position],
+    placed: Sequence[_Placed | None],
+    i: int,
+    *,
+    extra: Sequence[_OwnHold],
+) -> int | None:
+    """Another room for placed position ``i`` at its own time, clear of every other hold."""
+    position, held = positions[i], placed[i]
+    if position.pinned is not None or position.need is None or held is None:
+        return None
+    assert held.assignment is not None
+    others = [*_own_holds(search, placed, skip=i), *extra]
+    for room in search.rooms_for(position.need):
+        if room.id == held.assignment.room_id:
+            continue
+        span = held.end - held.start + room.turnover
+        if room.busy.first_free(held.start, span) != held.start:
+            continue
+        if not _conflicts(_OwnHold(room.id, held.start, held.start + span), others):
+            return room.id
+    return None
 
 
 # --------------------------------------------------------------------------------------------

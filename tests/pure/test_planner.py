@@ -1236,3 +1236,42 @@ def test_planning_from_utc_inputs_gives_clinic_times(
     planned = plan(infusion, clinic, patient_busy=patient_busy)
 
     assert local(planned.sessions[2].starts_at) == "2026-03-03T16:00:00-08:00"
+
+
+def test_an_earlier_session_changes_room_when_its_turnover_would_delay_the_next(
+    kap: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    """Monday afternoon: room 1 is free from 15:00, room 2 from 15:00 to 16:15, room 3 from
+    17:00; the prescriber can screen at 15:00, the therapist starts at 16:00. Screening in room 1
+    (the first one free) would hold it until 16:15 with its turnover, the first preparation could
+    not start before 16:15 and the second would not fit before closing: every medicine session a
+    day later. Screening in room 2 lets both preparations happen that afternoon."""
+    rooms = (
+        RoomSupply(1, "therapy_room", 15, (busy("2026-03-02", "08:00", "15:00"),)),
+        RoomSupply(
+            2,
+            "therapy_room",
+            15,
+            (busy("2026-03-02", "08:00", "15:00"), busy("2026-03-02", "16:15", "18:00")),
+        ),
+        RoomSupply(3, "therapy_room", 15, (busy("2026-03-02", "08:00", "17:00"),)),
+        RoomSupply(4, "dosing_room", 15),
+    )
+    staff = (
+        StaffSupply(
+            10,
+            frozenset({"prescriber"}),
+            busy=(busy("2026-03-02", "08:00", "15:00"), busy("2026-03-02", "16:00", "18:00")),
+        ),
+        StaffSupply(11, frozenset({"therapist"}), busy=(busy("2026-03-02", "08:00", "16:00"),)),
+        StaffSupply(12, frozenset({"nurse"}), capacity=3),
+    )
+
+    planned = plan(kap, clinic, rooms=rooms, staff=staff)
+
+    assert [(s.kind, local(s.starts_at), s.room_id) for s in planned.sessions[:4]] == [
+        ("screening", "2026-03-02T15:00:00-08:00", 2),
+        ("preparation", "2026-03-02T16:00:00-08:00", 1),
+        ("preparation", "2026-03-02T17:00:00-08:00", 3),
+        ("medicine", "2026-03-03T08:00:00-08:00", 4),
+    ]
