@@ -126,9 +126,45 @@ class Seeded:
     seconds: float
 
 
-def seed_database(clinic: SyntheticClinic, progress: Callable[[str], None]) -> Seeded:
-    """Empty the benchmark database and write ``clinic`` with ``bulk_create``."""
+def seed_database(
+    clinic: SyntheticClinic, label: str, progress: Callable[[str], None], *, reuse: bool
+) -> Seeded:
+    """Empty the benchmark database and write ``clinic``; with ``reuse``, keep what an earlier
+    run wrote for the same ``label`` (the generator is deterministic)."""
     from django.core.management import call_command
+
+    from clinic.models import Clinic, Patient
+    from scheduling.models import Session
+
+    began = clock.perf_counter()
+    site = Clinic.objects.filter(name=label).first()
+    if reuse and site is not None and Session.objects.count() == len(clinic.sessions):
+        progress("reusing the clinic an earlier run wrote (--reseed writes it again)")
+        return Seeded(
+            clinic,
+            Patient.objects.get(clinic=site, full_name=FRESH_PATIENT).pk,
+            _standard_versions(),
+            clock.perf_counter() - began,
+        )
+    call_command("flush", interactive=False, verbosity=0)
+    seeded = write_clinic(clinic, label, progress)
+    seeded.seconds = clock.perf_counter() - began
+    return seeded
+
+
+def _standard_versions() -> dict[str, int]:
+    from protocols.services import protocols_load_standard
+
+    by_name = {version.protocol.name: version.pk for version, _ in protocols_load_standard()}
+    return {key: by_name[protocol(key).name] for key in ("kap", "infusion")}
+
+
+FRESH_PATIENT = "Benchmark patient (no sessions)"
+
+
+def write_clinic(clinic: SyntheticClinic, label: str, progress: Callable[[str], None]) -> Seeded:
+    """Write ``clinic`` with ``bulk_create`` (rows in the order the exclusion constraints
+    accept them) and a fresh patient with a cleared screening and a signed consent."""
     from django.db import connection, transaction
 
     from clinic.models import (
@@ -145,20 +181,13 @@ def seed_database(clinic: SyntheticClinic, progress: Callable[[str], None]) -> S
         User,
         WorkingHours,
     )
-    from protocols.services import protocols_load_standard
     from scheduling.models import Session, SessionStaff, SessionStatus
 
     began = clock.perf_counter()
-    call_command("flush", interactive=False, verbosity=0)
     tz = clinic.tz
     with transaction.atomic():
-        versions = {
-            key: next(
-                v.pk for v, _ in protocols_load_standard() if v.protocol.name == protocol(key).name
-            )
-            for key in ("kap", "infusion")
-        }
-        site = Clinic.objects.create(name="Benchmark Clinic", timezone=tz.key)
+        versions = _standard_versions()
+        site = Clinic.objects.create(name=label, timezone=tz.key)
         OpeningHours.objects.bulk_create(
             OpeningHours(clinic=site, weekday=h.weekday, start=h.start, end=h.end)
             for h in clinic.opening_hours
@@ -205,11 +234,16 @@ def seed_database(clinic: SyntheticClinic, progress: Callable[[str], None]) -> S
                     date_of_birth=date(1960 + n % 40, 1 + n % 12, 1 + n % 28),
                     email=f"patient{n}@example.org",
                 )
-                for n in range(clinic.patients + 1)
+                for n in range(clinic.patients)
             ),
             batch_size=5000,
         )
-        fresh = patients[-1]  # no sessions: the patient the benchmark plans for
+        fresh = Patient.objects.create(
+            clinic=site,
+            full_name=FRESH_PATIENT,
+            date_of_birth=date(1980, 1, 1),
+            email="fresh.patient@example.org",
+        )
         prescriber = next(
             m for m, p in zip(members, clinic.staff, strict=True) if "prescriber" in p.roles
         )
@@ -225,7 +259,7 @@ def seed_database(clinic: SyntheticClinic, progress: Callable[[str], None]) -> S
             signed_at=day_start(clinic.first_day - timedelta(days=30), tz),
             document_version="bench-1",
         )
-    progress(f"clinic, {len(rooms)} rooms, {len(members)} staff, {len(patients)} patients")
+    progress(f"clinic, {len(rooms)} rooms, {len(members)} staff, {len(patients) + 1} patients")
     middle = day_start(clinic.first_day + (clinic.last_day - clinic.first_day) / 2, tz)
     batch = 10_000
     total = len(clinic.sessions)
@@ -426,7 +460,7 @@ def profile_plans(seeded: Seeded, key: str, runs: int) -> None:
                 print(f"      {line}")
 
 
-def latency_benchmark(sizes: Sequence[int], runs: int, profile: bool) -> list[str]:
+def latency_benchmark(sizes: Sequence[int], runs: int, *, profile: bool, reuse: bool) -> list[str]:
     url = database_url()
     name = urlparse(url).path.lstrip("/")
     print(f"Latency: series_plan on PostgreSQL ({name}), {runs} start dates per protocol")
@@ -447,7 +481,12 @@ def latency_benchmark(sizes: Sequence[int], runs: int, profile: bool) -> list[st
             f"({clock.perf_counter() - began:.1f} s); writing ...",
             flush=True,
         )
-        seeded = seed_database(clinic, lambda line: print(f"    {line}", flush=True))
+        seeded = seed_database(
+            clinic,
+            f"Benchmark clinic: {size} live sessions, seed {size}",
+            lambda line: print(f"    {line}", flush=True),
+            reuse=reuse,
+        )
         print(f"  seeded in {seeded.seconds:.1f} s", flush=True)
         for key in ("kap", "infusion"):
             print(f"  timing {key} ...", flush=True)
@@ -729,6 +768,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile and EXPLAIN the largest size"
     )
+    parser.add_argument(
+        "--reseed", action="store_true", help="write the clinic even if an earlier run left it"
+    )
     parser.add_argument("--cpsat-seeds", type=int, default=8, help="instances per protocol")
     parser.add_argument(
         "--cpsat-protocols", default="kap,infusion", help=f"of {', '.join(PROTOCOL_FILES)}"
@@ -740,9 +782,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     began = clock.perf_counter()
+    print(f"machine: {os.cpu_count()} CPUs, load average {_load()} (1, 5, 15 min)")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if sizes and not args.cpsat_only:
-        latency_benchmark(sizes, args.runs, args.profile)
+        latency_benchmark(sizes, args.runs, profile=args.profile, reuse=not args.reseed)
     if args.cpsat_only:
         cases = [(k, int(s)) for k, s in (item.split(":") for item in args.cpsat_only.split(","))]
     else:
@@ -750,7 +793,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         cases = [(k, seed) for k in keys for seed in range(1, args.cpsat_seeds + 1)]
     if cases:
         quality_benchmark(cases, args.cpsat_time_limit, args.cpsat_workers)
-    print(f"\ndone in {clock.perf_counter() - began:.0f} s")
+    print(f"\ndone in {clock.perf_counter() - began:.0f} s; load average {_load()}")
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
