@@ -24,6 +24,7 @@ EXPLAIN ANALYZE of its loading queries.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -37,11 +38,19 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.planner_cpsat import (  # noqa: E402
+    Instance,
+    ScheduledSession,
+    allowed_orders,
+    check_schedule,
+    solve_cpsat,
+)
 from benchmarks.synthetic_clinic import (  # noqa: E402
     BENCH_CLINIC,
     SMALL_CLINIC,
@@ -120,10 +129,31 @@ def prepare_database(url: str) -> None:
 
 @dataclass
 class Seeded:
-    clinic: SyntheticClinic
+    """What the timing needs of a written clinic. The generated sessions themselves are not
+    kept: a quarter of a million objects would make every garbage collection during the timed
+    calls scan them, which no server process does."""
+
     patient_id: int
     versions: dict[str, int]
     seconds: float
+    tz: ZoneInfo
+    first_day: date
+    last_day: date
+    live_starts: list[datetime]  # sorted
+
+
+def _seeded(
+    clinic: SyntheticClinic, patient_id: int, versions: dict[str, int], began: float
+) -> Seeded:
+    return Seeded(
+        patient_id,
+        versions,
+        clock.perf_counter() - began,
+        clinic.tz,
+        clinic.first_day,
+        clinic.last_day,
+        sorted(s.start for s in clinic.sessions if s.is_live),
+    )
 
 
 def seed_database(
@@ -140,12 +170,8 @@ def seed_database(
     site = Clinic.objects.filter(name=label).first()
     if reuse and site is not None and Session.objects.count() == len(clinic.sessions):
         progress("reusing the clinic an earlier run wrote (--reseed writes it again)")
-        return Seeded(
-            clinic,
-            Patient.objects.get(clinic=site, full_name=FRESH_PATIENT).pk,
-            _standard_versions(),
-            clock.perf_counter() - began,
-        )
+        patient = Patient.objects.get(clinic=site, full_name=FRESH_PATIENT)
+        return _seeded(clinic, patient.pk, _standard_versions(), began)
     call_command("flush", interactive=False, verbosity=0)
     seeded = write_clinic(clinic, label, progress)
     seeded.seconds = clock.perf_counter() - began
@@ -304,7 +330,7 @@ def write_clinic(clinic: SyntheticClinic, label: str, progress: Callable[[str], 
         progress(f"sessions {written:,}/{total:,}")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return Seeded(clinic, fresh.pk, versions, clock.perf_counter() - began)
+    return _seeded(clinic, fresh.pk, versions, began)
 
 
 @dataclass
@@ -359,16 +385,14 @@ def instrumented(timings: Timings) -> Iterator[dict[str, Any]]:
         services.supply_for, services.plan_series = real_supply, real_plan  # type: ignore[assignment]
 
 
-def start_dates(clinic: SyntheticClinic, runs: int) -> list[date]:
+def start_dates(first_day: date, last_day: date, runs: int) -> list[date]:
     """``runs`` dates spread evenly over the busy period (leaving a planning window of busy
     days after the last one when the period is long enough)."""
-    last = clinic.last_day - timedelta(days=PLAN_WINDOW_DAYS)
-    if last <= clinic.first_day:
-        last = clinic.last_day
-    span = (last - clinic.first_day).days
-    return [
-        clinic.first_day + timedelta(days=round(span * n / max(1, runs - 1))) for n in range(runs)
-    ]
+    last = last_day - timedelta(days=PLAN_WINDOW_DAYS)
+    if last <= first_day:
+        last = last_day
+    span = (last - first_day).days
+    return [first_day + timedelta(days=round(span * n / max(1, runs - 1))) for n in range(runs)]
 
 
 def time_plans(seeded: Seeded, key: str, runs: int) -> Timings:
@@ -376,12 +400,11 @@ def time_plans(seeded: Seeded, key: str, runs: int) -> Timings:
     from protocols.models import ProtocolVersion
     from scheduling.services import series_plan
 
-    clinic = seeded.clinic
-    tz = clinic.tz
+    tz = seeded.tz
     version = ProtocolVersion.objects.get(pk=seeded.versions[key])
-    starts = sorted(s.start for s in clinic.sessions if s.is_live)
+    starts = seeded.live_starts
     timings = Timings()
-    dates = start_dates(clinic, runs)
+    dates = start_dates(seeded.first_day, seeded.last_day, runs)
     for warm_up in dates[:2]:
         series_plan(
             patient=Patient.objects.select_related("clinic").get(pk=seeded.patient_id),
@@ -428,9 +451,9 @@ def profile_plans(seeded: Seeded, key: str, runs: int) -> None:
     from protocols.models import ProtocolVersion
     from scheduling.services import series_plan
 
-    tz = seeded.clinic.tz
+    tz = seeded.tz
     version = ProtocolVersion.objects.get(pk=seeded.versions[key])
-    dates = start_dates(seeded.clinic, runs)
+    dates = start_dates(seeded.first_day, seeded.last_day, runs)
     profiler = cProfile.Profile()
     for day in dates:
         patient = Patient.objects.select_related("clinic").get(pk=seeded.patient_id)
@@ -488,6 +511,8 @@ def latency_benchmark(sizes: Sequence[int], runs: int, *, profile: bool, reuse: 
             reuse=reuse,
         )
         print(f"  seeded in {seeded.seconds:.1f} s", flush=True)
+        del clinic
+        gc.collect()
         for key in ("kap", "infusion"):
             print(f"  timing {key} ...", flush=True)
             t = time_plans(seeded, key, runs)
@@ -540,12 +565,12 @@ COMPARISON_DAYS = (
 COMPARISON_HORIZON_DAYS = 35
 
 
-def comparison_instance(key: str, seed: int) -> Any:
+def comparison_instance(
+    key: str, seed: int, horizon_days: int = COMPARISON_HORIZON_DAYS
+) -> Instance:
     """A small clinic (3 chairs, 2 dosing rooms, 2 therapy rooms, 2 nurses, 3 therapists,
     1 prescriber) booked 55-90 % of the time from the first planned day on."""
     import random
-
-    from benchmarks.planner_cpsat import Instance
 
     rng = random.Random(seed)
     first = COMPARISON_DAYS[seed % len(COMPARISON_DAYS)] + timedelta(days=rng.randrange(7))
@@ -553,16 +578,14 @@ def comparison_instance(key: str, seed: int) -> Any:
     clinic = generate_clinic(
         SMALL_CLINIC,
         first_day=first,
-        days=COMPARISON_HORIZON_DAYS + 2,
+        days=horizon_days + 2,
         utilization=utilization,
         patients=60,
         seed=seed,
     )
     spec = protocol(key)
     tz = clinic.tz
-    window = Interval(
-        day_start(first, tz), day_start(first + timedelta(days=COMPARISON_HORIZON_DAYS + 1), tz)
-    )
+    window = Interval(day_start(first, tz), day_start(first + timedelta(days=horizon_days + 1), tz))
     calendar, rooms, staff = planner_inputs(
         clinic,
         window,
@@ -579,7 +602,7 @@ def comparison_instance(key: str, seed: int) -> Any:
             ),
             consent_signed_on=consent,
         ),
-        horizon_days=COMPARISON_HORIZON_DAYS,
+        horizon_days=horizon_days,
     )
     return Instance(
         f"{key} seed {seed} ({first}, {utilization:.0%} booked, consent {consent})",
@@ -590,9 +613,7 @@ def comparison_instance(key: str, seed: int) -> Any:
     )
 
 
-def planner_schedule(plan: Plan) -> tuple[Any, ...]:
-    from benchmarks.planner_cpsat import ScheduledSession
-
+def planner_schedule(plan: Plan) -> tuple[ScheduledSession, ...]:
     return tuple(
         ScheduledSession(
             s.kind,
@@ -605,7 +626,7 @@ def planner_schedule(plan: Plan) -> tuple[Any, ...]:
     )
 
 
-def schedule_text(schedule: Sequence[Any], tz: Any) -> str:
+def schedule_text(schedule: Sequence[ScheduledSession], tz: ZoneInfo) -> str:
     return "\n".join(
         f"      {s.start.astimezone(tz):%a %Y-%m-%d %H:%M}-{s.end.astimezone(tz):%H:%M} "
         f"{s.kind:<12} room {s.room_id:<3} staff "
@@ -628,10 +649,14 @@ class Comparison:
     planner_reason: str = ""
 
 
-def compare_one(key: str, seed: int, time_limit: float, workers: int) -> Comparison:
-    from benchmarks.planner_cpsat import check_schedule, solve_cpsat
-
-    instance = comparison_instance(key, seed)
+def compare_one(
+    key: str,
+    seed: int,
+    time_limit: float,
+    workers: int,
+    horizon_days: int = COMPARISON_HORIZON_DAYS,
+) -> Comparison:
+    instance = comparison_instance(key, seed, horizon_days)
     tz = instance.calendar.tz
     times = []
     plan = None
@@ -688,8 +713,6 @@ def compare_one(key: str, seed: int, time_limit: float, workers: int) -> Compari
 def quality_benchmark(
     cases: Sequence[tuple[str, int]], time_limit: float, workers: int
 ) -> list[Comparison]:
-    from benchmarks.planner_cpsat import allowed_orders
-
     print(f"\nQuality: plan_series against CP-SAT ({time_limit:g} s limit per instance)")
     for key in dict.fromkeys(key for key, _ in cases):
         orders = allowed_orders(protocol(key))

@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 
-from ortools.sat.python import cp_model
-
 from protocols.rules import (
     MEDICINE,
     PAIR_RULE_TYPES,
@@ -250,6 +248,8 @@ def allowed_orders(protocol: ProtocolSpec, limit: int = 100) -> list[tuple[str, 
 
 def solve_cpsat(instance: Instance, *, time_limit: float, workers: int = 0) -> CpSatResult:
     """Minimize the end of the series' last session (see the module docstring)."""
+    from ortools.sat.python import cp_model  # the bench dependency group only
+
     began = clock.perf_counter()
     request = instance.request
     calendar = instance.calendar
