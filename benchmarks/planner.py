@@ -13,9 +13,14 @@ against Google OR-Tools CP-SAT.
    ``scheduling.services.series_plan`` (loading from the database included) for the KAP series
    and the IV infusion induction from ``--runs`` start dates spread over the busy period, and
    prints p50/p95, where the time goes (loading vs planning) and the queries per plan.
-2. Quality. On small clinics from the same generator (no database), plans each instance with
+2. Quality. On small clinics from the same generator (no database; ``--cpsat-seeds`` per
+   protocol) and on one hand-made instance (``turnover_instance``), plans each instance with
    ``plan_series`` and with the CP-SAT model of ``benchmarks/planner_cpsat.py``, checks both
-   schedules independently, and prints the planner's finish against CP-SAT's optimum.
+   schedules independently, and prints the planner's finish against CP-SAT's optimum. A
+   disagreement prints both schedules and the command that reproduces it.
+
+``DATABASE_URL`` is ignored: the script empties its database, so it only takes
+``BENCH_DATABASE_URL`` and refuses a name without "bench".
 
 Prints figures; asserts nothing. ``--profile`` adds a cProfile of the largest size's KAP runs and
 EXPLAIN ANALYZE of its loading queries.
@@ -34,7 +39,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -53,6 +58,7 @@ from benchmarks.planner_cpsat import (  # noqa: E402
 )
 from benchmarks.synthetic_clinic import (  # noqa: E402
     BENCH_CLINIC,
+    OPENING_HOURS,
     SMALL_CLINIC,
     SyntheticClinic,
     generate_clinic,
@@ -65,7 +71,15 @@ from protocols.rules import (  # noqa: E402
     day_start,
     protocol_from_dict,
 )
-from scheduling.planner import Interval, Plan, PlanRequest, plan_series  # noqa: E402
+from scheduling.planner import (  # noqa: E402
+    ClinicCalendar,
+    Interval,
+    Plan,
+    PlanRequest,
+    RoomSupply,
+    StaffSupply,
+    plan_series,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/clinic_bench_planner"
 PROTOCOL_FILES = {
@@ -649,14 +663,71 @@ class Comparison:
     planner_reason: str = ""
 
 
+def case_instance(case: str, horizon_days: int = COMPARISON_HORIZON_DAYS) -> Instance:
+    """``KEY:SEED`` (a generated clinic, see ``comparison_instance``) or ``turnover``."""
+    if case == "turnover":
+        return turnover_instance()
+    key, seed = case.split(":")
+    return comparison_instance(key, int(seed), horizon_days)
+
+
+def turnover_instance() -> Instance:
+    """A hand-made KAP instance where a room's turnover after the patient's own session is
+    what decides the finish (the coupling the planner's module docstring leaves out).
+
+    Monday 2027-05-17 from 15:00: therapy room 1 is free all afternoon, room 2 until 16:15,
+    room 3 from 17:00; the prescriber is free 15:00-16:00, the therapist from 16:00. Screening
+    at 15:00 in room 2 lets the preparations follow at 16:00 in room 1 and at 17:00 in room 3,
+    so the first medicine session can be on Tuesday. Screening in room 1 (the first room free)
+    holds it until 16:15 with its turnover, so the first preparation starts at 16:15 and the
+    second no longer fits before closing: every medicine session moves a day later.
+    """
+    tz = ZoneInfo("America/Los_Angeles")
+    day = date(2027, 5, 17)
+
+    def at(hour: int, minute: int = 0) -> datetime:
+        return datetime.combine(day, time(hour, minute), tzinfo=tz).astimezone(UTC)
+
+    spec = protocol("kap")
+    calendar = ClinicCalendar(tz, OPENING_HOURS, frozenset())
+    rooms = (
+        RoomSupply(1, "therapy_room", 15, (Interval(at(8), at(15)),)),
+        RoomSupply(2, "therapy_room", 15, (Interval(at(8), at(15)), Interval(at(16, 15), at(18)))),
+        RoomSupply(3, "therapy_room", 15, (Interval(at(8), at(17)),)),
+        RoomSupply(4, "dosing_room", 15, ()),
+    )
+    staff = (
+        StaffSupply(
+            10, frozenset({"prescriber"}), busy=(Interval(at(8), at(15)), Interval(at(16), at(18)))
+        ),
+        StaffSupply(11, frozenset({"therapist"}), busy=(Interval(at(8), at(16)),)),
+        StaffSupply(12, frozenset({"nurse"}), capacity=3),
+    )
+    request = PlanRequest(
+        protocol=spec,
+        earliest_start=day,
+        gates=PatientGates(
+            screenings=(ScreeningFact(True, day + timedelta(days=300), day - timedelta(days=30)),),
+            consent_signed_on=day - timedelta(days=30),
+        ),
+        horizon_days=COMPARISON_HORIZON_DAYS,
+    )
+    return Instance(
+        "kap, hand-made: turnover after the patient's own screening",
+        request,
+        calendar,
+        rooms,
+        staff,
+    )
+
+
 def compare_one(
-    key: str,
-    seed: int,
+    case: str,
     time_limit: float,
     workers: int,
     horizon_days: int = COMPARISON_HORIZON_DAYS,
 ) -> Comparison:
-    instance = comparison_instance(key, seed, horizon_days)
+    instance = case_instance(case, horizon_days)
     tz = instance.calendar.tz
     times = []
     plan = None
@@ -693,7 +764,7 @@ def compare_one(
     if problems:
         problems.append(
             f"reproduce: uv run --group bench python benchmarks/planner.py --sizes '' "
-            f"--cpsat-only {key}:{seed}\n    planner:\n{schedule_text(ours, tz)}\n"
+            f"--cpsat-only {case}\n    planner:\n{schedule_text(ours, tz)}\n"
             f"    CP-SAT ({result.status}):\n{schedule_text(result.schedule, tz)}"
         )
     return Comparison(
@@ -710,11 +781,10 @@ def compare_one(
     )
 
 
-def quality_benchmark(
-    cases: Sequence[tuple[str, int]], time_limit: float, workers: int
-) -> list[Comparison]:
+def quality_benchmark(cases: Sequence[str], time_limit: float, workers: int) -> list[Comparison]:
     print(f"\nQuality: plan_series against CP-SAT ({time_limit:g} s limit per instance)")
-    for key in dict.fromkeys(key for key, _ in cases):
+    keys = ["kap" if case == "turnover" else case.split(":")[0] for case in cases]
+    for key in dict.fromkeys(keys):
         orders = allowed_orders(protocol(key))
         print(
             f"  {key}: {len(orders)} session order(s) keep its precedes/each_followed_by "
@@ -724,8 +794,8 @@ def quality_benchmark(
             else f"  {key}: {len(orders)} orders allowed; CP-SAT uses the planner's"
         )
     results = []
-    for key, seed in cases:
-        c = compare_one(key, seed, time_limit, workers)
+    for case in cases:
+        c = compare_one(case, time_limit, workers)
         results.append(c)
 
         def local(instant: datetime | None, tz: Any = c.tz) -> str:
@@ -801,7 +871,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cpsat-time-limit", type=float, default=20.0, help="seconds per instance")
     parser.add_argument("--cpsat-workers", type=int, default=8, help="CP-SAT search workers")
     parser.add_argument(
-        "--cpsat-only", default="", help="KEY:SEED[,KEY:SEED]: just these instances"
+        "--cpsat-only",
+        default="",
+        help="KEY:SEED or turnover, comma-separated: just these instances",
     )
     args = parser.parse_args(argv)
     began = clock.perf_counter()
@@ -810,10 +882,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if sizes and not args.cpsat_only:
         latency_benchmark(sizes, args.runs, profile=args.profile, reuse=not args.reseed)
     if args.cpsat_only:
-        cases = [(k, int(s)) for k, s in (item.split(":") for item in args.cpsat_only.split(","))]
+        cases = args.cpsat_only.split(",")
     else:
         keys = [k for k in args.cpsat_protocols.split(",") if k]
-        cases = [(k, seed) for k in keys for seed in range(1, args.cpsat_seeds + 1)]
+        cases = [f"{k}:{seed}" for k in keys for seed in range(1, args.cpsat_seeds + 1)]
+        cases += ["turnover"] if args.cpsat_seeds else []
     if cases:
         quality_benchmark(cases, args.cpsat_time_limit, args.cpsat_workers)
     print(f"\ndone in {clock.perf_counter() - began:.0f} s; load average {_load()}")

@@ -7,13 +7,13 @@ The CP-SAT comparison needs the ``bench`` dependency group and is skipped withou
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 
 import pytest
 
 from benchmarks import planner as bench
-from benchmarks.planner_cpsat import allowed_orders, check_schedule
+from benchmarks.planner_cpsat import ScheduledSession, allowed_orders, check_schedule
 from benchmarks.synthetic_clinic import SMALL_CLINIC, SyntheticClinic, generate_clinic
 from scheduling.models import Session, SessionStaff
 from scheduling.planner import Interval, plan_series, session_order
@@ -96,8 +96,55 @@ def test_the_benchmark_writes_a_clinic_and_plans_in_it() -> None:
 def test_planner_finishes_exactly_when_cp_sat_proves_optimal(key: str, seed: int) -> None:
     pytest.importorskip("ortools")
 
-    comparison = bench.compare_one(key, seed, time_limit=60, workers=2, horizon_days=14)
+    comparison = bench.compare_one(f"{key}:{seed}", time_limit=60, workers=2, horizon_days=14)
 
     assert comparison.problems == []
     assert comparison.cpsat_status == "OPTIMAL"
     assert comparison.planner_finish == comparison.cpsat_finish
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the planner keeps the first free room for a session even when its turnover then "
+    "blocks the patient's next session (scheduling/planner.py docstring, 'Why it is the "
+    "earliest finish'); CP-SAT proves the schedule below optimal",
+)
+def test_planner_finishes_no_later_than_a_valid_schedule_when_its_own_turnover_matters() -> None:
+    instance = bench.turnover_instance()
+    tz = instance.calendar.tz
+    better = (
+        ("screening", 17, 15, 2),
+        ("preparation", 17, 16, 1),
+        ("preparation", 17, 17, 3),
+        ("medicine", 18, 16, 4),
+        ("integration", 19, 8, 1),
+        ("medicine", 20, 16, 4),
+        ("integration", 21, 8, 1),
+        ("medicine", 22, 11, 4),
+        ("integration", 24, 8, 1),
+        ("medicine", 25, 16, 4),
+        ("integration", 26, 8, 1),
+        ("medicine", 27, 8, 4),
+        ("integration", 28, 17, 1),
+        ("medicine", 29, 11, 4),
+        ("integration", 31, 8, 1),
+    )
+    roles = {
+        "screening": ((10, "prescriber", 60),),
+        "preparation": ((11, "therapist", 60),),
+        "integration": ((11, "therapist", 60),),
+        "medicine": ((11, "therapist", 90), (12, "nurse", 30)),
+    }
+    schedule = []
+    for kind, day, hour, room in better:
+        start = datetime(2027, 5, day, hour, tzinfo=tz).astimezone(UTC)
+        holds = tuple(
+            (sid, role, start, start + timedelta(minutes=m)) for sid, role, m in roles[kind]
+        )
+        length = timedelta(minutes=120 if kind == "medicine" else 60)
+        schedule.append(ScheduledSession(kind, start, start + length, room, holds))
+
+    plan = plan_series(instance.request, instance.calendar, instance.rooms, instance.staff)
+
+    assert check_schedule(instance, schedule) == []
+    assert max(s.ends_at for s in plan.sessions) <= schedule[-1].end
