@@ -497,7 +497,9 @@ def profile_plans(seeded: Seeded, key: str, runs: int) -> None:
                 print(f"      {line}")
 
 
-def latency_benchmark(sizes: Sequence[int], runs: int, *, profile: bool, reuse: bool) -> list[str]:
+def latency_benchmark(
+    sizes: Sequence[int], runs: int, *, profile: bool, reuse: bool, gc_freeze: bool
+) -> list[str]:
     url = database_url()
     name = urlparse(url).path.lstrip("/")
     print(f"Latency: series_plan on PostgreSQL ({name}), {runs} start dates per protocol")
@@ -527,6 +529,8 @@ def latency_benchmark(sizes: Sequence[int], runs: int, *, profile: bool, reuse: 
         print(f"  seeded in {seeded.seconds:.1f} s", flush=True)
         del clinic
         gc.collect()
+        if gc_freeze:  # as a server that calls gc.freeze() once it has loaded Django
+            gc.freeze()
         for key in ("kap", "infusion"):
             print(f"  timing {key} ...", flush=True)
             t = time_plans(seeded, key, runs)
@@ -862,6 +866,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--profile", action="store_true", help="cProfile and EXPLAIN the largest size"
     )
     parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() before timing, as a server that freezes its start-up objects",
+    )
+    parser.add_argument(
         "--reseed", action="store_true", help="write the clinic even if an earlier run left it"
     )
     parser.add_argument("--cpsat-seeds", type=int, default=8, help="instances per protocol")
@@ -880,7 +889,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {_load()} (1, 5, 15 min)")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if sizes and not args.cpsat_only:
-        latency_benchmark(sizes, args.runs, profile=args.profile, reuse=not args.reseed)
+        latency_benchmark(
+            sizes, args.runs, profile=args.profile, reuse=not args.reseed, gc_freeze=args.gc_freeze
+        )
     if args.cpsat_only:
         cases = args.cpsat_only.split(",")
     else:
