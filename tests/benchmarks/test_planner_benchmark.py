@@ -103,12 +103,6 @@ def test_planner_finishes_exactly_when_cp_sat_proves_optimal(key: str, seed: int
     assert comparison.planner_finish == comparison.cpsat_finish
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the planner keeps the first free room for a session even when its turnover then "
-    "blocks the patient's next session (scheduling/planner.py docstring, 'Why it is the "
-    "earliest finish'); CP-SAT proves the schedule below optimal",
-)
 def test_planner_finishes_no_later_than_a_valid_schedule_when_its_own_turnover_matters() -> None:
     instance = bench.turnover_instance()
     tz = instance.calendar.tz
