@@ -207,3 +207,8 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected sessions")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
         _run_service(self, request, queryset, "cancel")
+
+
+# The workers' admin pages (reminder outbox and policy, staff alerts) live beside their services.
+from .alerts import admin as _alerts_admin  # noqa: E402, F401
+from .reminders import admin as _reminders_admin  # noqa: E402, F401

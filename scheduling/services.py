@@ -28,6 +28,7 @@ from protocols.models import SessionKind
 from protocols.rules import Step
 from protocols.selectors import step_for_kind
 
+from .hooks import session_changed
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
 
 #: The longest single session the clinic books; anything longer is a typing mistake.
@@ -373,6 +374,7 @@ def session_create(
     )
     with transaction.atomic():
         _hold_or_conflict(session, holds, replace=False)
+        session_changed(session)
     return session
 
 
@@ -396,6 +398,7 @@ def _apply_transition(
     session.save()
     if not session.is_live:
         SessionStaff.objects.filter(session=session).update(is_active=False)
+    session_changed(session, now=now)
     return session
 
 
