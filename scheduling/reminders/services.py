@@ -37,9 +37,12 @@ logger = logging.getLogger(__name__)
 #: A reminder written (or revived) later than this after its due time is not written at all: a
 #: session booked 30 hours ahead gets no "72 hours before" reminder.
 LATE_WRITE_GRACE = dt.timedelta(minutes=15)
-#: A claimed reminder is not sent when less than this is left of its lease; it is left for the
-#: next claim instead, so a slow batch never sends a row another worker may already own.
-LEASE_SAFETY = dt.timedelta(seconds=5)
+
+
+def _lease_safety() -> dt.timedelta:
+    """A claimed reminder is not sent when less than this is left of its lease; it is left for
+    the next claim instead, so a slow batch never sends a row another worker may already own."""
+    return min(dt.timedelta(seconds=5), dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS / 5))
 
 
 def reminder_policy_for(clinic: Clinic | int) -> ReminderPolicy:
@@ -275,7 +278,7 @@ def _record(reminder: Reminder, **fields: object) -> bool:
 def _deliver(reminder: Reminder, sms: SmsBackend, report: DispatchReport) -> None:
     now = timezone.now()
     assert reminder.leased_until is not None
-    if now >= reminder.leased_until - LEASE_SAFETY:
+    if now >= reminder.leased_until - _lease_safety():
         report.lease_lost += 1  # left for the next claim, which re-sends under the same key
         return
     try:
