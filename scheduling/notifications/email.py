@@ -24,12 +24,13 @@ def message_id_for(key: str) -> str:
 
 
 class FileOutboxEmailBackend(BaseEmailBackend):
-    """One ``.eml`` file per message in ``REMINDER_OUTBOX_DIR/email``, named by its Message-ID."""
+    """One ``.eml`` file per message in ``REMINDER_OUTBOX_DIR/email``, named by the left part of its
+    Message-ID (the reminder's idempotency key)."""
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         directory = settings.REMINDER_OUTBOX_DIR / "email"
         for message in email_messages:
-            key = str(message.extra_headers.get("Message-ID", "")).strip("<>")
+            key = str(message.extra_headers.get("Message-ID", "")).strip("<>").split("@")[0]
             if not key:
                 raise ValueError("FileOutboxEmailBackend needs a Message-ID on every message.")
             deliver_once(directory, key, ".eml", message.message().as_bytes())

@@ -132,7 +132,12 @@ def reminders_planned(
     has_email: bool,
     has_phone: bool,
 ) -> list[PlannedReminder]:
-    """Every reminder a session in this state should have, whether or not it is already due."""
+    """Every reminder a session in this state should have, whether or not it is already due.
+
+    Offsets are elapsed time: "72 hours before" a Tuesday 10:00 session right after the spring
+    DST change is Saturday 09:00 local. (Aware arithmetic in a local zone would say 10:00.)
+    """
+    starts_at, ends_at = _utc(starts_at), _utc(ends_at)
     planned: list[PlannedReminder] = []
     if status in AWAITED_STATUSES:
         for entry in schedule_entries(schedule, kind):

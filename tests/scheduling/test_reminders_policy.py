@@ -133,7 +133,7 @@ def test_a_booked_medicine_session_gets_72_and_24_hour_reminders_on_the_policy_c
     )
 
     assert [(p.purpose, p.channel, p.offset_minutes, p.due_at) for p in planned] == [
-        ("upcoming", "email", 4320, la(2026, 3, 7, 10, 0).astimezone(UTC)),
+        ("upcoming", "email", 4320, la(2026, 3, 7, 9, 0).astimezone(UTC)),  # 72 h across DST
         ("upcoming", "email", 1440, la(2026, 3, 9, 10, 0).astimezone(UTC)),
         ("upcoming", "sms", 1440, la(2026, 3, 9, 10, 0).astimezone(UTC)),
     ]

@@ -56,7 +56,7 @@ def test_booking_a_medicine_session_writes_its_reminders_and_the_clinic_gets_a_d
     session = book(patient, "medicine", aware(2026, 3, 10, 10))
 
     assert rows(session) == [
-        ("upcoming", "email", 4320, aware(2026, 3, 7, 10).astimezone(UTC), "pending"),
+        ("upcoming", "email", 4320, aware(2026, 3, 7, 9).astimezone(UTC), "pending"),
         ("upcoming", "email", 1440, aware(2026, 3, 9, 10).astimezone(UTC), "pending"),
         ("upcoming", "sms", 1440, aware(2026, 3, 9, 10).astimezone(UTC), "pending"),
     ]

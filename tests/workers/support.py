@@ -107,7 +107,7 @@ class SinkHandler:
 
     def message_ids(self) -> list[str]:
         with self.lock:
-            return [str(message["Message-ID"]) for message in self.messages]
+            return ["".join(str(message["Message-ID"]).split()) for message in self.messages]
 
 
 @contextmanager
