@@ -3,6 +3,7 @@ SMTP sink, and real worker / beat / Redis processes."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import signal
@@ -95,6 +96,7 @@ class SinkHandler:
         self.refuse: Callable[[int], str | None] = lambda n: None
         self.lock = threading.Lock()
         self.attempts = 0
+        self.delay_after_accept = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
@@ -103,6 +105,8 @@ class SinkHandler:
             if answer:
                 return answer
             self.messages.append(message_from_bytes(envelope.content))
+        if self.delay_after_accept:
+            await asyncio.sleep(self.delay_after_accept)  # accepted, the answer not yet sent
         return "250 OK"
 
     def message_ids(self) -> list[str]:
@@ -188,7 +192,7 @@ class Process:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:
-                self.popen.wait(timeout=15)
+                self.popen.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 self.kill()
         self.handle.close()
