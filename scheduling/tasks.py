@@ -46,7 +46,8 @@ def reminders_dispatch_due(fan_out: bool = True) -> dict[str, int]:
     ``REMINDER_DISPATCH_FAN_OUT`` dispatchers per tick), which share the work through
     ``SKIP LOCKED``."""
     if fan_out:
-        backlog = reminder_services.reminders_due_count()
+        most = settings.REMINDER_DISPATCH_FAN_OUT * settings.REMINDER_BATCH_SIZE
+        backlog = reminder_services.reminders_due_count(at_most=most)
         helpers = min(
             settings.REMINDER_DISPATCH_FAN_OUT - 1, backlog // settings.REMINDER_BATCH_SIZE
         )

@@ -131,7 +131,7 @@ class Reminder(models.Model):
         ordering = ["due_at", "id"]
         indexes = [
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 name="reminder_pending_due_idx",
                 condition=Q(status="pending"),
             ),

@@ -12,12 +12,13 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clinic.models import Clinic
@@ -182,8 +183,6 @@ def _is_stale(reminder: Reminder, now: dt.datetime) -> str:
 def _fail(reminder: Reminder, error: str, report: DispatchReport) -> None:
     reminder.status = ReminderStatus.FAILED
     reminder.last_error = error
-    reminder.lease_token = None
-    reminder.leased_until = None
     report.failed += 1
     report.failed_ids.append(reminder.pk)
 
@@ -198,41 +197,63 @@ def _claim(now: dt.datetime, limit: int, report: DispatchReport) -> tuple[int, l
     Returns how many rows were claimed and those of them leased for sending.
     """
     lease = dt.timedelta(seconds=settings.REMINDER_LEASE_SECONDS)
-    claimable = Q(status=ReminderStatus.PENDING, next_attempt_at__lte=now) | Q(
-        status=ReminderStatus.SENDING, leased_until__lte=now
-    )
     with transaction.atomic():
-        rows = list(
-            Reminder.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("session__patient__clinic", "session__clinic", "session__escort")
-            .filter(claimable)
-            .order_by("next_attempt_at", "id")[:limit]
-        )
+        # Two queries, each served by its partial index, rather than one OR over both states.
+        rows = _lock_claimable(Q(status=ReminderStatus.SENDING, leased_until__lte=now), limit)
+        if len(rows) < limit:
+            rows += _lock_claimable(
+                Q(status=ReminderStatus.PENDING, next_attempt_at__lte=now), limit - len(rows)
+            )
+        token, leased_until = uuid.uuid4(), now + lease
         leased: list[Reminder] = []
+        closed: list[Reminder] = []
         for row in rows:
             stale = _is_stale(row, now)
             if stale:
                 row.status, row.last_error = ReminderStatus.CANCELLED, stale
-                row.lease_token = row.leased_until = None
                 report.cancelled += 1
+                closed.append(row)
             elif row.purpose == ReminderPurpose.UPCOMING and row.session.starts_at <= now:
                 _fail(row, "Not sent before the session started.", report)
+                closed.append(row)
             elif row.attempts >= settings.REMINDER_MAX_ATTEMPTS:
                 _fail(row, f"Gave up after {row.attempts} attempts. {row.last_error}", report)
+                closed.append(row)
             else:
-                row.status = ReminderStatus.SENDING
+                row.status, row.lease_token, row.leased_until = (
+                    ReminderStatus.SENDING,
+                    token,
+                    leased_until,
+                )
                 row.attempts += 1
-                row.lease_token = uuid.uuid4()
-                row.leased_until = now + lease
                 leased.append(row)
-            row.updated_at = now
-        if rows:
-            Reminder.objects.bulk_update(
-                rows,
-                ["status", "attempts", "lease_token", "leased_until", "last_error", "updated_at"],
+        if leased:
+            Reminder.objects.filter(pk__in=[row.pk for row in leased]).update(
+                status=ReminderStatus.SENDING,
+                attempts=F("attempts") + 1,
+                lease_token=token,
+                leased_until=leased_until,
+                updated_at=now,
             )
-        _alert_failures([row for row in rows if row.status == ReminderStatus.FAILED])
+        for row in closed:
+            Reminder.objects.filter(pk=row.pk).update(
+                status=row.status,
+                last_error=row.last_error[:2000],
+                lease_token=None,
+                leased_until=None,
+                updated_at=now,
+            )
+        _alert_failures([row for row in closed if row.status == ReminderStatus.FAILED])
     return len(rows), leased
+
+
+def _lock_claimable(condition: Q, limit: int) -> list[Reminder]:
+    return list(
+        Reminder.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("session__patient__clinic", "session__clinic", "session__escort")
+        .filter(condition)
+        .order_by("next_attempt_at", "id")[:limit]
+    )
 
 
 def _alert_failures(rows: list[Reminder]) -> None:
@@ -343,22 +364,45 @@ def reminders_dispatch_due(
     deadline = time.monotonic() + budget
     report = DispatchReport()
     sms = sms_backend()
-    while time.monotonic() < deadline:
-        claimed, batch = _claim(timezone.now(), batch_size, report)
-        if not claimed:
-            break
-        report.batches += 1
-        for reminder in batch:
-            _deliver(reminder, sms, report)
-        if progress is not None:
-            progress(report)
+    with _asynchronous_commit():
+        while time.monotonic() < deadline:
+            claimed, batch = _claim(timezone.now(), batch_size, report)
+            if not claimed:
+                break
+            report.batches += 1
+            for reminder in batch:
+                _deliver(reminder, sms, report)
+            if progress is not None:
+                progress(report)
     return report
 
 
-def reminders_due_count(now: dt.datetime | None = None) -> int:
-    return Reminder.objects.filter(
+@contextmanager
+def _asynchronous_commit() -> Iterator[None]:
+    """The dispatcher's commits do not wait for the WAL flush (PostgreSQL's
+    ``synchronous_commit = off``): a claim or a "sent" mark costs a fraction of a millisecond
+    instead of a disk flush. Other transactions see each commit at once, so claims stay exclusive;
+    only a crash of PostgreSQL itself (not of a worker) can forget the last fraction of a second
+    of marks, and those reminders are then sent again under their idempotency keys."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
+
+
+def reminders_due_count(now: dt.datetime | None = None, *, at_most: int | None = None) -> int:
+    """How many reminders are due (counting no further than ``at_most``, which keeps the
+    dispatcher's question cheap on a large backlog)."""
+    due = Reminder.objects.filter(
         status=ReminderStatus.PENDING, next_attempt_at__lte=now or timezone.now()
-    ).count()
+    ).order_by()
+    return (due[:at_most] if at_most is not None else due).count()
 
 
 def reminder_retry(reminder: Reminder, *, now: dt.datetime | None = None) -> Reminder:
