@@ -82,6 +82,8 @@ def seed(count: int) -> tuple[Clinic, dt.datetime]:
         for i in range(count)
     )
     Reminder.objects.bulk_create(rows, batch_size=5000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE scheduling_reminder")  # what autovacuum would do soon enough
     return clinic, due_at
 
 

@@ -248,12 +248,19 @@ def _claim(now: dt.datetime, limit: int, report: DispatchReport) -> tuple[int, l
 
 
 def _lock_claimable(condition: Q, limit: int) -> list[Reminder]:
-    return list(
-        Reminder.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("session__patient__clinic", "session__clinic", "session__escort")
+    """Lock up to ``limit`` rows in due order: a plain index scan of the outbox alone, so the
+    plan stays cheap whatever the statistics say; the sessions are read in a second query."""
+    rows = list(
+        Reminder.objects.select_for_update(skip_locked=True)
         .filter(condition)
         .order_by("next_attempt_at", "id")[:limit]
     )
+    sessions = Session.objects.select_related("patient__clinic", "clinic", "escort").in_bulk(
+        {row.session_id for row in rows}
+    )
+    for row in rows:
+        row.session = sessions[row.session_id]
+    return rows
 
 
 def _alert_failures(rows: list[Reminder]) -> None:

@@ -189,12 +189,8 @@ class Process:
             self.popen.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """Tests own these processes and need nothing from a graceful shutdown."""
+        self.kill()
         self.handle.close()
 
     def tail(self, lines: int = 40) -> str:
