@@ -14,6 +14,7 @@ from clinic.errors import InvalidInput
 from clinic.models import User
 
 from .models import Protocol, ProtocolRule, ProtocolStep, ProtocolStepRole, ProtocolVersion
+from .rules import ProtocolFormatError, ProtocolSpec, protocol_from_dict, validate_protocol
 from .selectors import protocol_document, protocol_versions
 
 STANDARD_PROTOCOLS_DIR = Path(__file__).resolve().parent / "data"
@@ -28,13 +29,17 @@ def protocol_version_create(
     description: str = "",
     created_by: User | None = None,
 ) -> ProtocolVersion:
-    """Write ``document`` (API.md's protocol JSON) as the next version of the protocol it names."""
+    """Write ``document`` (API.md's protocol JSON) as the next version of the protocol it names.
+
+    The rules engine reads and checks the document first, so a protocol the engine could not
+    apply is never stored.
+    """
+    spec = protocol_spec_from_document(document)
     protocol, _ = Protocol.objects.get_or_create(
-        name=document["name"],
-        defaults={"care_model": document["care_model"], "description": description},
+        name=spec.name, defaults={"care_model": spec.care_model, "description": description}
     )
     protocol = Protocol.objects.select_for_update().get(pk=protocol.pk)  # one new version at a time
-    if protocol.care_model != document["care_model"]:
+    if protocol.care_model != spec.care_model:
         raise InvalidInput(
             f"{protocol.name} is a {protocol.care_model} protocol; "
             "a new version cannot change that.",
@@ -44,33 +49,49 @@ def protocol_version_create(
     version = ProtocolVersion.objects.create(
         protocol=protocol, version=latest + 1, sources=sources, created_by=created_by
     )
-    for position, step_data in enumerate(document["steps"]):
+    for position, step_spec in enumerate(spec.steps):
         step = ProtocolStep.objects.create(
             version=version,
             position=position,
-            kind=step_data["kind"],
-            count=step_data["count"],
-            route=step_data.get("route", ""),
-            duration_minutes=step_data["duration_minutes"],
-            room_kind=step_data["room_kind"],
-            repeatable=step_data.get("repeatable", False),
+            kind=step_spec.kind,
+            count=step_spec.count,
+            route=step_spec.route,
+            duration_minutes=step_spec.duration_minutes,
+            room_kind=step_spec.room_kind,
+            repeatable=step_spec.repeatable,
         )
         ProtocolStepRole.objects.bulk_create(
-            ProtocolStepRole(step=step, role=role["role"], minutes=role.get("minutes"))
-            for role in step_data.get("roles", [])
+            ProtocolStepRole(step=step, role=role.role, minutes=role.minutes)
+            for role in step_spec.roles
         )
     ProtocolRule.objects.bulk_create(
         ProtocolRule(
             version=version,
             position=position,
-            type=rule["type"],
-            after=rule["after"],
-            before=rule.get("before", ""),
-            **{name: rule.get(name) for name in RULE_FIELDS},
+            type=rule.type,
+            after=rule.after,
+            before=rule.before,
+            **{name: getattr(rule, name) for name in RULE_FIELDS},
         )
-        for position, rule in enumerate(document.get("rules", []))
+        for position, rule in enumerate(spec.rules)
     )
     return version
+
+
+def protocol_spec_from_document(document: Mapping[str, Any]) -> ProtocolSpec:
+    """Read and check a protocol document; every problem comes back as a field error (400)."""
+    try:
+        spec = protocol_from_dict(document)
+    except ProtocolFormatError as error:
+        raise InvalidInput("The protocol document is malformed.", error.errors) from error
+    problems = validate_protocol(spec)
+    if problems:
+        errors: dict[str, list[str]] = {}
+        for problem in problems:
+            path, _, message = problem.partition(": ")
+            errors.setdefault(path, []).append(message)
+        raise InvalidInput("The protocol is not sound.", errors)
+    return spec
 
 
 def protocols_load_standard() -> list[tuple[ProtocolVersion, bool]]:

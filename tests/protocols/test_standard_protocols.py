@@ -63,3 +63,22 @@ def test_editing_a_protocol_writes_a_new_version() -> None:
     assert protocol_document(booster)["rules"][0]["days"] == 14
     assert protocol_document(new)["rules"][0]["days"] == 21
     assert Protocol.objects.count() == 4
+
+
+def test_an_unsound_protocol_is_refused_with_field_errors() -> None:
+    from clinic.errors import InvalidInput
+
+    protocols_load_standard()
+    document = protocol_document(ProtocolVersion.objects.get(protocol__name="KAP short course"))
+    document["steps"][1]["count"] = "three"
+    document["rules"].append({"type": "min_gap", "after": "medicine", "before": "integration"})
+
+    with pytest.raises(InvalidInput) as malformed:
+        protocol_version_create(document)
+    document["steps"][1]["count"] = 3
+    with pytest.raises(InvalidInput) as unsound:
+        protocol_version_create(document)
+
+    assert malformed.value.errors == {"steps[1].count": ["must be a whole number"]}
+    assert unsound.value.errors == {"rules[6].days": ["min_gap needs days or hours"]}
+    assert ProtocolVersion.objects.count() == 4

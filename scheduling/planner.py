@@ -1,0 +1,1918 @@
+"""The series planner: pure functions over plain intervals, no ORM.
+
+The Django side loads the clinic's calendar, rooms, staff and the patient's busy time (one query
+per resource type, ordered by start) and asks for a plan; this module decides where every session
+of a protocol goes, and why nothing fits when nothing does. Rule semantics live in
+``protocols.rules`` only: the planner asks it which sessions a rule compares (``rule_pairs``) and
+which start times keep a pair valid (``later_start_bounds`` / ``earlier_start_bounds``), and checks
+every finished plan with ``evaluate(..., require_complete=True)``.
+
+Inputs
+    Every datetime is aware. ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by
+    start (``ORDER BY starts_at``): they are searched with ``bisect`` and never scanned, so 100k
+    intervals cost the same as 100. They may overlap each other. Room ``busy`` includes each hold's
+    turnover; staff ``busy`` is one interval per existing assignment. Staff with no
+    ``working_hours`` work whenever the clinic is open. Busy lists must contain the holds of
+    ``PlanRequest.fixed`` sessions (they are booked) and must not contain the holds of sessions
+    being re-placed (``replan_after``'s ``moved`` old time and ``later``).
+
+Session order
+    ``session_order`` derives it from the protocol: steps in listed order, a screening step first,
+    kinds linked by ``each_followed_by(A, B, at_least=n)`` interleaved (A, n x B, A, n x B, ...,
+    leftover B's after the last A), and groups ordered so every ``precedes`` rule holds. The plan
+    is a chain in that order: each session starts when the previous one has ended or later. Fixed
+    sessions (already booked) take the earliest positions of the order their kinds and time
+    order allow; the new sessions fill the other positions, also between fixed ones.
+
+Algorithm (earliest finish for that order)
+    Every rule, restricted to a chain, is a constraint between two positions p < q of one of two
+    shapes. *Lower bounds*: the chain itself, ``min_gap``, ``not_same_day`` and
+    ``max_per_window`` say "q starts no earlier than f(start of p)" with f non-decreasing.
+    *Upper bounds*: ``max_gap`` says "q starts before g(start of p)", g non-decreasing. Gates,
+    opening hours, closures, preferences and resources are *filters* on one session's start.
+    Fixed sessions turn every bound touching them into a constant.
+
+    The planner places positions in order, each at the earliest slot-boundary start that passes
+    the filters and all lower bounds (``_Search.earliest``: a loop of ``bisect`` queries that
+    jumps straight past whatever is busy: the patient, every room of the kind, every staff
+    member of each role, instead of trying slots one by one). If that start breaks an upper bound
+    g(start of p) from an earlier new session p, no plan can keep p where it is: every valid plan
+    has q at or after the earliest start t just found (see below), so p must start where g(p) > t.
+    That becomes p's new lower bound and the search resumes from p. Bounds only grow and the
+    horizon is finite, so this ends; an upper bound from a fixed session that cannot be met, or
+    no start before the horizon, means there is no plan, and the reason is reported.
+
+    Why it is the earliest finish: by induction every placed start is the smallest start any
+    valid plan can give that position under the lower bounds found so far (lower-bound
+    functions are monotone, so pushing an earlier session later never lets a later one start
+    sooner), and every raised bound is implied by the rules, so it holds in every valid plan.
+    When the chain is complete each session sits at the earliest start any valid plan can give
+    it; in particular the last one finishes as early as possible. The one coupling the argument
+    leaves out is a room's turnover right after the patient's own previous session in the same
+    room: it is always respected, but if it is the only thing in the way the plan may end later
+    than an optimal one that picked another room for the earlier session.
+
+    Costs: each ``earliest`` call is O((rooms + staff) * log n) per jump, and jumps land only on
+    ends of busy intervals, opening times or the next slot; the result is checked once with
+    ``evaluate``.
+
+Clinicians
+    Each session gets a room of its room kind and one distinct staff member per ``StepRole``.
+    ``Preferences.therapist_id`` is used whenever feasible; otherwise the planner keeps the same
+    therapist across the series: it first looks for one therapist free at every planned time,
+    then for one who can take a whole series that ends just as early, and only then picks per
+    session (the therapist free for the most sessions first). Keeping a therapist never makes
+    the series end later.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from operator import attrgetter
+from zoneinfo import ZoneInfo
+
+from protocols.rules import (
+    MEDICINE,
+    PAIR_RULE_TYPES,
+    PatientGates,
+    ProtocolSpec,
+    Rule,
+    SessionFact,
+    Step,
+    Violation,
+    day_start,
+    earlier_start_bounds,
+    evaluate,
+    gate_failures,
+    kind_label,
+    later_start_bounds,
+    require_aware,
+    rule_pairs,
+    validate_protocol,
+)
+
+PLACEMENT_RULES = (
+    "clinic_closed",
+    "room_unavailable",
+    "staff_unavailable",
+    "staff_capacity",
+    "patient_busy",
+    "outside_working_hours",
+    "staff_time_off",
+)
+CONTINUITY_ROLE = "therapist"
+"""The role a patient keeps across a series when possible (the therapeutic alliance of KAP)."""
+
+_INSTANT = timedelta(microseconds=1)
+_START = attrgetter("start")
+_END = attrgetter("end")
+_MAX_BOUND_RAISES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """Aware, half-open [start, end)."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyHours:
+    """Local clinic time; 0 = Monday. An ``end`` of 00:00 means midnight at the end of the day."""
+
+    weekday: int
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicCalendar:
+    tz: ZoneInfo
+    opening_hours: tuple[WeeklyHours, ...]
+    closures: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSupply:
+    """``busy`` = existing live holds including their turnover, sorted by start."""
+
+    id: int
+    kind: str
+    turnover_minutes: int = 0
+    busy: tuple[Interval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSupply:
+    """``busy`` = existing live assignments sorted by start (overlapping when capacity > 1)."""
+
+    id: int
+    roles: frozenset[str]
+    capacity: int = 1
+    working_hours: tuple[WeeklyHours, ...] = ()
+    time_off: tuple[Interval, ...] = ()
+    busy: tuple[Interval, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """``weekdays``, ``earliest_time`` and ``latest_start`` are hard filters (local time);
+    ``therapist_id`` is a wish the planner grants whenever it can."""
+
+    weekdays: frozenset[int] | None = None
+    earliest_time: time | None = None
+    latest_start: time | None = None
+    therapist_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffHold:
+    staff_id: int
+    role: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSession:
+    """``index`` is the session's position in the series order (``session_order``); for
+    ``replan_after`` it is the position in ``later``. Datetimes are in the clinic's zone."""
+
+    index: int
+    kind: str
+    route: str
+    starts_at: datetime
+    ends_at: datetime
+    room_id: int
+    staff: tuple[StaffHold, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """``violations`` is empty when a plan was found; otherwise ``sessions`` is empty and the
+    violations say what blocked it."""
+
+    sessions: tuple[PlannedSession, ...]
+    violations: tuple[Violation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """``fixed``: sessions this series already holds that stay where they are. Every new session
+    starts on ``earliest_start`` or later and before ``earliest_start + horizon_days``."""
+
+    protocol: ProtocolSpec
+    earliest_start: date
+    patient_busy: tuple[Interval, ...] = ()
+    preferences: Preferences = Preferences()
+    gates: PatientGates | None = None
+    horizon_days: int = 120
+    slot_minutes: int = 15
+    fixed: tuple[SessionFact, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# Session order
+# --------------------------------------------------------------------------------------------
+
+
+def session_order(protocol: ProtocolSpec) -> tuple[str, ...]:
+    """The kinds of a complete series, in the order the planner books them."""
+    counts: dict[str, int] = {}
+    listed: list[str] = []
+    for step in protocol.steps:
+        if step.kind not in counts:
+            listed.append(step.kind)
+        counts[step.kind] = counts.get(step.kind, 0) + step.count
+    follows: dict[str, tuple[str, int]] = {}
+    followers: set[str] = set()
+    for rule in protocol.rules:
+        a, b = rule.after, rule.before
+        if rule.type != "each_followed_by" or a == b or a not in counts or b not in counts:
+            continue
+        if a in follows or a in followers or b in followers or b in follows:
+            continue
+        follows[a] = (b, rule.at_least if rule.at_least is not None else 1)
+        followers.add(b)
+    units = [kind for kind in listed if kind not in followers]
+    unit_of = {kind: kind for kind in units}
+    unit_of.update({b: a for a, (b, _) in follows.items()})
+    edges: set[tuple[str, str]] = set()
+    for rule in protocol.rules:
+        if rule.type == "precedes" and rule.after in unit_of and rule.before in unit_of:
+            edges.add((unit_of[rule.after], unit_of[rule.before]))
+    if "screening" in units:
+        edges.update(("screening", unit) for unit in units if unit != "screening")
+    kinds: list[str] = []
+    for unit in _stable_topological(units, edges):
+        if unit not in follows:
+            kinds.extend([unit] * counts[unit])
+            continue
+        follower, per_session = follows[unit]
+        remaining = counts[follower]
+        for _ in range(counts[unit]):
+            kinds.append(unit)
+            taken = min(per_session, remaining)
+            kinds.extend([follower] * taken)
+            remaining -= taken
+        kinds.extend([follower] * remaining)
+    return tuple(kinds)
+
+
+def _stable_topological(nodes: Sequence[str], edges: set[tuple[str, str]]) -> list[str]:
+    """Kahn's algorithm taking the earliest listed node each time; a cycle keeps listed order."""
+    waiting = {node: {a for a, b in edges if b == node and a != node} for node in nodes}
+    order: list[str] = []
+    remaining = list(nodes)
+    while remaining:
+        ready = next((n for n in remaining if not waiting[n] - set(order)), remaining[0])
+        order.append(ready)
+        remaining.remove(ready)
+    return order
+
+
+# --------------------------------------------------------------------------------------------
+# Timelines: start-sorted intervals searched with bisect
+# --------------------------------------------------------------------------------------------
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+class _Timeline:
+    """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
+
+    The maximum end over a prefix tells whether anything that started before a point is still
+    running there, whatever the intervals' lengths and overlaps. Prefix maxima are kept per
+    chunk of ``_CHUNK`` intervals from the first interval the planner can reach
+    (``window_start``) and computed only as far as queries go; everything before that window
+    is folded into one C-level ``max``.
+    """
+
+    __slots__ = ("_base", "_items", "_prefix")
+    _CHUNK = 64
+
+    def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
+        self._items = items
+        self._base = bisect_left(items, window_start, key=_START) if items else 0
+        # _prefix[c]: latest end among items[: base + c * _CHUNK]; [0] covers all history.
+        self._prefix: list[datetime | None] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def _max_end_before(self, j: int) -> datetime | None:
+        """Latest end among ``items[:j]``."""
+        items = self._items
+        base = self._base
+        if j < base:  # a query before the window the planner was built for (rare)
+            return max(map(_END, items[:j]), default=None)
+        chunk = (j - base) // self._CHUNK
+        prefix = self._prefix
+        while len(prefix) <= chunk:
+            if not prefix:
+                prefix.append(max(map(_END, items[:base]), default=None))
+            else:
+                low = base + (len(prefix) - 1) * self._CHUNK
+                block = max(map(_END, items[low : low + self._CHUNK]), default=None)
+                prefix.append(_later(prefix[-1], block))
+        low = base + chunk * self._CHUNK
+        if low == j:
+            return prefix[chunk]
+        return _later(prefix[chunk], max(map(_END, items[low:j])))
+
+    def first_free(self, t: datetime, length: timedelta) -> datetime:
+        """Earliest s >= t with [s, s + length) clear of every interval.
+
+        Jumping to the latest end of everything that started before ``t + length`` skips no
+        free start: that interval overlaps every window starting before its end.
+        """
+        if not self._items:
+            return t
+        while True:
+            j = bisect_left(self._items, t + length, key=_START)
+            latest = self._max_end_before(j)
+            if latest is None or latest <= t:
+                return t
+            t = latest
+
+    def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
+        """Every interval overlapping [t0, t1)."""
+        items = self._items
+        found: list[Interval] = []
+        i = bisect_left(items, t1, key=_START) if items else 0
+        while i > 0:
+            if i <= self._base:
+                latest = self._max_end_before(i)
+                if latest is not None and latest > t0:  # something from long ago still runs
+                    found.extend(iv for iv in items[:i] if iv.end > t0)
+                break
+            low = self._base + (i - 1 - self._base) // self._CHUNK * self._CHUNK
+            found.extend(iv for iv in items[low:i] if iv.end > t0)
+            i = low
+            latest = self._max_end_before(i)
+            if latest is None or latest <= t0:
+                break
+        return found
+
+    def first_saturated(
+        self, t0: datetime, t1: datetime, capacity: int
+    ) -> tuple[datetime, datetime] | None:
+        """The first stretch of [t0, t1) where ``capacity`` or more intervals run at once,
+        clipped to [t0, t1); None when there is none."""
+        running = self.overlapping(t0, t1)
+        if len(running) < capacity:
+            return None
+        points = sorted(
+            {t0}
+            | {iv.start for iv in running if iv.start > t0}
+            | {iv.end for iv in running if iv.end < t1}
+        )
+        start: datetime | None = None
+        for point in points:
+            depth = sum(1 for iv in running if iv.start <= point < iv.end)
+            if start is None and depth >= capacity:
+                start = point
+            elif start is not None and depth < capacity:
+                return start, point
+        return (start, t1) if start is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Weekly hours
+# --------------------------------------------------------------------------------------------
+
+
+class _WeeklyWindows:
+    """Weekly local hours as UTC windows per date, merged where they touch, cached per date."""
+
+    __slots__ = ("_by_weekday", "_cache", "_tz")
+
+    def __init__(self, hours: Iterable[WeeklyHours], tz: ZoneInfo) -> None:
+        by_weekday: dict[int, list[tuple[time, time | None]]] = {}
+        for entry in hours:
+            if not 0 <= entry.weekday <= 6:
+                raise ValueError(f"weekday must be 0 (Monday) to 6, got {entry.weekday}")
+            end = None if entry.end == time(0) else entry.end
+            if end is not None and end <= entry.start:
+                raise ValueError(f"hours {entry.start}-{entry.end} end before they start")
+            by_weekday.setdefault(entry.weekday, []).append((entry.start, end))
+        self._by_weekday = by_weekday
+        self._tz = tz
+        self._cache: dict[date, list[tuple[datetime, datetime]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_weekday)
+
+    def on(self, day: date) -> list[tuple[datetime, datetime]]:
+        cached = self._cache.get(day)
+        if cached is not None:
+            return cached
+        windows: list[tuple[datetime, datetime]] = []
+        for start, end in sorted(self._by_weekday.get(day.weekday(), ()), key=lambda pair: pair[0]):
+            utc_start = datetime.combine(day, start, tzinfo=self._tz).astimezone(UTC)
+            utc_end = (
+                day_start(day + timedelta(days=1), self._tz)
+                if end is None
+                else datetime.combine(day, end, tzinfo=self._tz).astimezone(UTC)
+            )
+            if windows and utc_start <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], utc_end))
+            else:
+                windows.append((utc_start, utc_end))
+        self._cache[day] = windows
+        return windows
+
+    def next_inside(self, t: datetime, length: timedelta, limit: datetime) -> datetime | None:
+        """Earliest s >= t with [s, s + length) inside one window; None if none before limit."""
+        day = t.astimezone(self._tz).date()
+        while day_start(day, self._tz) < limit:
+            for start, end in self.on(day):
+                s = start if start > t else t
+                if s + length <= end:
+                    return s if s < limit else None
+            day += timedelta(days=1)
+        return None
+
+    def contains(self, t: datetime, length: timedelta) -> bool:
+        day = t.astimezone(self._tz).date()
+        return any(start <= t and t + length <= end for start, end in self.on(day))
+
+
+# --------------------------------------------------------------------------------------------
+# Resources
+# --------------------------------------------------------------------------------------------
+
+
+class _Room:
+    __slots__ = ("busy", "id", "kind", "turnover")
+
+    def __init__(self, supply: RoomSupply, window_start: datetime) -> None:
+        self.id = supply.id
+        self.kind = supply.kind
+        self.turnover = timedelta(minutes=supply.turnover_minutes)
+        self.busy = _Timeline(supply.busy, window_start)
+
+
+class _Staff:
+    __slots__ = ("busy", "capacity", "hours", "id", "roles", "time_off")
+
+    def __init__(self, supply: StaffSupply, tz: ZoneInfo, window_start: datetime) -> None:
+        if supply.capacity < 1:
+            raise ValueError(f"staff {supply.id} has capacity {supply.capacity}; it must be >= 1")
+        self.id = supply.id
+        self.roles = supply.roles
+        self.capacity = supply.capacity
+        self.hours = _WeeklyWindows(supply.working_hours, tz)
+        self.time_off = _Timeline(supply.time_off, window_start)
+        self.busy = _Timeline(supply.busy, window_start)
+
+    def next_free(self, t: datetime, length: timedelta, limit: datetime) -> datetime | None:
+        """Earliest s >= t this person can hold [s, s + length); None if none before limit."""
+        while t < limit:
+            s = t
+            if self.hours:
+                inside = self.hours.next_inside(t, length, limit)
+                if inside is None:
+                    return None
+                s = inside
+            s = self.time_off.first_free(s, length)
+            s = self._busy_free(s, length)
+            if s == t:
+                return t
+            t = s
+        return None
+
+    def _busy_free(self, t: datetime, length: timedelta) -> datetime:
+        if self.capacity == 1:
+            return self.busy.first_free(t, length)
+        while True:
+            saturated = self.busy.first_saturated(t, t + length, self.capacity)
+            if saturated is None:
+                return t
+            t = saturated[1]
+
+    def reason_blocked(self, t: datetime, length: timedelta) -> str | None:
+        """Why this person cannot hold [t, t + length), as a placement rule name."""
+        if self.hours and not self.hours.contains(t, length):
+            return "outside_working_hours"
+        if self.time_off.first_free(t, length) != t:
+            return "staff_time_off"
+        if self._busy_free(t, length) != t:
+            return "staff_capacity"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """One session to place, with what may and should hold it."""
+
+    kind: str
+    route: str
+    duration: timedelta
+    room_kind: str
+    roles: tuple[tuple[str, timedelta], ...]
+    gated: bool = False
+    use_preferences: bool = True
+    room_ids: frozenset[int] | None = None
+    role_staff: tuple[frozenset[int] | None, ...] = ()
+    preferred_room: int | None = None
+    preferred_staff: tuple[int, ...] = ()
+    stay_at: datetime | None = None
+
+    def allowed(self, n: int) -> frozenset[int] | None:
+        """Who may take the n-th role (None: anyone with the role)."""
+        return self.role_staff[n] if n < len(self.role_staff) else None
+
+    def only(self, staff_id: int, *, role: str | None = None, n: int | None = None) -> _Need:
+        """The same session with ``role`` (or the n-th role) taken by ``staff_id`` only."""
+        restrictions = tuple(
+            frozenset({staff_id}) if name == role or m == n else self.allowed(m)
+            for m, (name, _) in enumerate(self.roles)
+        )
+        return replace(self, role_staff=restrictions)
+
+
+def _need_for_step(step: Step, *, gated: bool = False, use_preferences: bool = True) -> _Need:
+    duration = timedelta(minutes=step.duration_minutes)
+    roles = tuple(
+        (role.role, duration if role.minutes is None else timedelta(minutes=role.minutes))
+        for role in step.roles
+    )
+    return _Need(
+        step.kind,
+        step.route,
+        duration,
+        step.room_kind,
+        roles,
+        gated=gated,
+        use_preferences=use_preferences,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Assignment:
+    room_id: int
+    staff: tuple[tuple[int, str, timedelta], ...]  # staff id, role, minutes from the start
+
+
+@dataclass(frozen=True, slots=True)
+class _OwnHold:
+    """A room hold of a session placed in this plan (with the room's turnover)."""
+
+    room_id: int
+    start: datetime
+    end: datetime
+
+
+class _Search:
+    """Where one session can go: the clinic, its rooms and staff, the patient and the filters."""
+
+    def __init__(
+        self,
+        calendar: ClinicCalendar,
+        rooms: Sequence[RoomSupply],
+        staff: Sequence[StaffSupply],
+        *,
+        patient_busy: Sequence[Interval],
+        window_start: datetime,
+        slot_minutes: int,
+        preferences: Preferences = Preferences(),
+        gates: PatientGates | None = None,
+    ) -> None:
+        if slot_minutes < 1 or 1440 % slot_minutes:
+            raise ValueError(f"slot_minutes must divide a day, got {slot_minutes}")
+        self.tz = calendar.tz
+        self.calendar = calendar
+        self.opening = _WeeklyWindows(calendar.opening_hours, calendar.tz)
+        self.rooms = [_Room(room, window_start) for room in rooms]
+        self.room_turnover = {room.id: room.turnover for room in self.rooms}
+        self.staff = [_Staff(person, calendar.tz, window_start) for person in staff]
+        self.patient = _Timeline(patient_busy, window_start)
+        self.slot_minutes = slot_minutes
+        self.preferences = preferences
+        self.gates = gates
+        self._day_ok: dict[tuple[date, bool, bool], bool] = {}
+        self._pref_window: dict[date, tuple[datetime | None, datetime | None]] = {}
+
+    # -- candidate starts ----------------------------------------------------------------
+
+    def _day_allowed(self, day: date, need: _Need) -> bool:
+        key = (day, need.gated, need.use_preferences)
+        allowed = self._day_ok.get(key)
+        if allowed is None:
+            weekdays = self.preferences.weekdays
+            allowed = (
+                day not in self.calendar.closures
+                and not (
+                    need.use_preferences and weekdays is not None and day.weekday() not in weekdays
+                )
+                and not (need.gated and self.gates is not None and gate_failures(day, self.gates))
+            )
+            self._day_ok[key] = allowed
+        return allowed
+
+    def _preference_window(self, day: date) -> tuple[datetime | None, datetime | None]:
+        window = self._pref_window.get(day)
+        if window is None:
+            prefs = self.preferences
+            low = (
+                None
+                if prefs.earliest_time is None
+                else datetime.combine(day, prefs.earliest_time, tzinfo=self.tz).astimezone(UTC)
+            )
+            high = (
+                None
+                if prefs.latest_start is None
+                else datetime.combine(day, prefs.latest_start, tzinfo=self.tz).astimezone(UTC)
+            )
+            window = (low, high)
+            self._pref_window[day] = window
+        return window
+
+    def next_start(self, t: datetime, need: _Need, limit: datetime) -> datetime | None:
+        """The first slot boundary >= t where the session fits the opening hours, the closures,
+        the gates and the preferences; None if there is none before ``limit``."""
+        day = t.astimezone(self.tz).date()
+        while day_start(day, self.tz) < limit:
+            if self._day_allowed(day, need):
+                low_pref, high_pref = (
+                    self._preference_window(day) if need.use_preferences else (None, None)
+                )
+                for open_at, close_at in self.opening.on(day):
+                    low = max(open_at, t) if low_pref is None else max(open_at, t, low_pref)
+                    high = close_at - need.duration
+                    if high_pref is not None and high_pref < high:
+                        high = high_pref
+                    if low > high:
+                        continue
+                    start = self._boundary_at_or_after(low, day)
+                    if start is not None and start <= high:
+                        return start if start < limit else None
+            day += timedelta(days=1)
+        return None
+
+    def _boundary_at_or_after(self, t: datetime, day: date) -> datetime | None:
+        """The first local wall-clock multiple of ``slot_minutes`` on ``day`` at or after t."""
+        local = t.astimezone(self.tz)
+        minute = local.hour * 60 + local.minute + (1 if local.second or local.microsecond else 0)
+        if local.date() != day:
+            minute = 0
+        step = self.slot_minutes
+        minute = -(-minute // step) * step
+        while minute < 1440:
+            wall = time(minute // 60, minute % 60)
+            for fold in (0, 1):
+                candidate = datetime.combine(day, wall, tzinfo=self.tz).replace(fold=fold)
+                if candidate.astimezone(UTC).astimezone(self.tz).time() != wall:
+                    continue  # a wall time skipped by a DST change
+                instant = candidate.astimezone(UTC)
+                if instant >= t:
+                    return instant
+            minute += step
+        return None
+
+    def fits_opening(self, start: datetime, need: _Need) -> bool:
+        day = start.astimezone(self.tz).date()
+        return (
+            day not in self.calendar.closures
+            and self.opening.contains(start, need.duration)
+            and not (need.gated and self.gates is not None and gate_failures(day, self.gates))
+        )
+
+    # -- resources ------------------------------------------------------------------------
+
+    def rooms_for(self, need: _Need) -> list[_Room]:
+        rooms = [
+            room
+            for room in self.rooms
+            if room.kind == need.room_kind and (need.room_ids is None or room.id in need.room_ids)
+        ]
+        if need.preferred_room is not None:
+            rooms.sort(key=lambda room: room.id != need.preferred_room)
+        return rooms
+
+    def staff_for(self, need: _Need, n: int) -> list[_Staff]:
+        role = need.roles[n][0]
+        allowed = need.allowed(n)
+        people = [
+            person
+            for person in self.staff
+            if role in person.roles and (allowed is None or person.id in allowed)
+        ]
+        if need.preferred_staff:
+            rank = {staff_id: i for i, staff_id in enumerate(need.preferred_staff)}
+            people.sort(key=lambda person: rank.get(person.id, len(rank)))
+        return people
+
+    @staticmethod
+    def _own_room_free(
+        room: _Room, t: datetime, span: timedelta, own: Sequence[_OwnHold]
+    ) -> datetime:
+        moved = True
+        while moved:
+            moved = False
+            for hold in own:
+                if hold.room_id == room.id and hold.start < t + span and t < hold.end:
+                    t = hold.end
+                    moved = True
+        return t
+
+    def probe(
+        self, need: _Need, s: datetime, limit: datetime, own: Sequence[_OwnHold]
+    ) -> tuple[_Assignment | None, datetime | None]:
+        """Either an assignment at s, or a start before which nothing can fit (None: nothing
+        before ``limit``)."""
+        duration = need.duration
+        patient_free = self.patient.first_free(s, duration)
+        if patient_free > s:
+            return None, patient_free
+        free_rooms: list[_Room] = []
+        room_next: datetime | None = None
+        for room in self.rooms_for(need):
+            span = duration + room.turnover
+            t = room.busy.first_free(s, span)
+            while own:
+                after_own = self._own_room_free(room, t, span, own)
+                if after_own == t:
+                    break
+                t = room.busy.first_free(after_own, span)
+            if t == s:
+                free_rooms.append(room)
+            elif room_next is None or t < room_next:
+                room_next = t
+        if not free_rooms:
+            return None, room_next
+        jump = s
+        free_staff: list[list[_Staff]] = []
+        for n, (_, minutes) in enumerate(need.roles):
+            free: list[_Staff] = []
+            role_next: datetime | None = None
+            for person in self.staff_for(need, n):
+                t_person = person.next_free(s, minutes, limit)
+                if t_person == s:
+                    free.append(person)
+                elif t_person is not None and (role_next is None or t_person < role_next):
+                    role_next = t_person
+            if not free:
+                if role_next is None:
+                    return None, None
+                jump = max(jump, role_next)
+            free_staff.append(free)
+        if jump > s:
+            return None, jump
+        chosen = _distinct_choice(free_staff)
+        if chosen is None:
+            return None, s + _INSTANT
+        staff = tuple(
+            (person.id, role, minutes)
+            for person, (role, minutes) in zip(chosen, need.roles, strict=True)
+        )
+        return _Assignment(free_rooms[0].id, staff), None
+
+    def earliest(
+        self,
+        need: _Need,
+        low: datetime,
+        limit: datetime,
+        own: Sequence[_OwnHold] = (),
+    ) -> tuple[datetime, _Assignment] | None:
+        """The earliest start >= low (before ``limit``) where the session fits, with who and
+        where; the session's own time (``stay_at``) counts even off the slot grid."""
+        if need.stay_at == low and low < limit and self.fits_opening(low, need):
+            assignment, _ = self.probe(need, low, limit, own)
+            if assignment is not None:
+                return low, assignment
+        s = self.next_start(low, need, limit)
+        while s is not None:
+            assignment, jump = self.probe(need, s, limit, own)
+            if assignment is not None:
+                return s, assignment
+            if jump is None or jump >= limit:
+                return None
+            s = self.next_start(jump if jump > s else s + _INSTANT, need, limit)
+        return None
+
+
+def _distinct_choice(candidates: Sequence[Sequence[_Staff]]) -> list[_Staff] | None:
+    """One distinct person per role, earlier candidates preferred (small backtracking)."""
+    chosen: list[_Staff] = []
+    used: set[int] = set()
+
+    def fill(n: int) -> bool:
+        if n == len(candidates):
+            return True
+        for person in candidates[n]:
+            if person.id in used:
+                continue
+            used.add(person.id)
+            chosen.append(person)
+            if fill(n + 1):
+                return True
+            used.discard(person.id)
+            chosen.pop()
+        return False
+
+    return chosen if fill(0) else None
+
+
+# --------------------------------------------------------------------------------------------
+# The chain search
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Position:
+    kind: str
+    label: str
+    need: _Need | None = None
+    pinned: SessionFact | None = None
+    index: int = 0
+    lower: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Placed:
+    start: datetime
+    end: datetime
+    assignment: _Assignment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """Why position ``position`` could not be placed."""
+
+    position: int
+    low: datetime
+    bound: tuple[Rule | None, int] | None = None  # an upper bound from a fixed session
+    pushed: tuple[Rule, int, int] | None = None  # the last max_gap that moved a session later
+
+
+@dataclass(slots=True)
+class _Chain:
+    positions: list[_Position]
+    tz: ZoneInfo
+    rules: tuple[Rule, ...]
+    by_later: dict[int, list[tuple[Rule, int]]] = field(default_factory=dict)
+    by_earlier: dict[int, list[tuple[Rule, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kinds = [position.kind for position in self.positions]
+        for rule in self.rules:
+            if rule.type not in PAIR_RULE_TYPES:
+                continue
+            for i, j in rule_pairs(rule, kinds):
+                self.by_later.setdefault(j, []).append((rule, i))
+                self.by_earlier.setdefault(i, []).append((rule, j))
+
+
+def _pinned_placement(fact: SessionFact) -> _Placed:
+    return _Placed(fact.starts_at.astimezone(UTC), fact.ends_at.astimezone(UTC))
+
+
+def _solve(
+    chain: _Chain, search: _Search, limit: datetime
+) -> tuple[list[_Placed], None] | tuple[None, _Blocked]:
+    """Place every free position at its earliest start (see the module docstring)."""
+    positions = chain.positions
+    n = len(positions)
+    lower: list[datetime | None] = [position.lower for position in positions]
+    placed: list[_Placed | None] = [
+        _pinned_placement(p.pinned) if p.pinned is not None else None for p in positions
+    ]
+    raises = 0
+    pushed: tuple[Rule, int, int] | None = None
+    k = 0
+    while k < n:
+        position = positions[k]
+        if position.pinned is not None:
+            k += 1
+            continue
+        need = position.need
+        assert need is not None
+        low = lower[k]
+        high_fixed: datetime | None = None
+        fixed_bound: tuple[Rule | None, int] | None = None
+        upper_from_new: list[tuple[datetime, Rule, int]] = []
+        if k > 0:
+            previous = placed[k - 1]
+            assert previous is not None
+            low = _later(low, previous.end)
+        if k + 1 < n and positions[k + 1].pinned is not None:
+            following = placed[k + 1]
+            assert following is not None
+            high_fixed = following.start - need.duration + _INSTANT
+            fixed_bound = (None, k + 1)
+        for rule, i in chain.by_later.get(k, ()):
+            earlier = placed[i]
+            assert earlier is not None
+            rule_low, rule_high = later_start_bounds(rule, earlier.start, earlier.end, chain.tz)
+            low = _later(low, rule_low)
+            if rule_high is None:
+                continue
+            if positions[i].pinned is not None:
+                if high_fixed is None or rule_high < high_fixed:
+                    high_fixed, fixed_bound = rule_high, (rule, i)
+            else:
+                upper_from_new.append((rule_high, rule, i))
+        for rule, j in chain.by_earlier.get(k, ()):
+            later_fixed = placed[j]
+            if positions[j].pinned is None or later_fixed is None:
+                continue
+            rule_low, rule_high = earlier_start_bounds(
+                rule, later_fixed.start, need.duration, chain.tz
+            )
+            low = _later(low, rule_low)
+            if rule_high is not None and (high_fixed is None or rule_high < high_fixed):
+                high_fixed, fixed_bound = rule_high, (rule, j)
+        assert low is not None
+        own = [
+            _OwnHold(p.assignment.room_id, p.start, p.end + _turnover(search, p.assignment))
+            for p in placed[:k]
+            if p is not None and p.assignment is not None
+        ]
+        found = search.earliest(need, low, limit, own) if low < limit else None
+        if found is None:
+            return None, _Blocked(k, low, pushed=pushed)
+        start, assignment = found
+        if high_fixed is not None and start >= high_fixed:
+            return None, _Blocked(k, start, fixed_bound)
+        broken = [(rule, i) for high, rule, i in upper_from_new if start >= high]
+        if not broken:
+            placed[k] = _Placed(start, start + need.duration, assignment)
+            k += 1
+            continue
+        raises += 1
+        if raises > _MAX_BOUND_RAISES:
+            return None, _Blocked(k, start, pushed=pushed)
+        restart = k
+        for rule, i in broken:
+            earlier_need = positions[i].need
+            assert earlier_need is not None
+            new_low, _ = earlier_start_bounds(rule, start, earlier_need.duration, chain.tz)
+            assert new_low is not None
+            lower[i] = _later(lower[i], new_low)
+            restart = min(restart, i)
+            pushed = (rule, i, k)
+        for i in range(restart, n):
+            if positions[i].pinned is None:
+                placed[i] = None
+        k = restart
+    return [p for p in placed if p is not None], None
+
+
+def _turnover(search: _Search, assignment: _Assignment) -> timedelta:
+    return search.room_turnover[assignment.room_id]
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def plan_series(
+    request: PlanRequest,
+    calendar: ClinicCalendar,
+    rooms: Sequence[RoomSupply],
+    staff: Sequence[StaffSupply],
+) -> Plan:
+    """Plan the sessions of ``request.protocol`` not yet held (``fixed``) so the series finishes
+    as early as possible (see the module docstring); writes nothing."""
+    protocol = request.protocol
+    problems = validate_protocol(protocol)
+    if problems:
+        return _blocked_plan(
+            Violation("protocol_invalid", problem, (), "Correct the protocol and plan again.")
+            for problem in problems
+        )
+    tz = calendar.tz
+    fixed = sorted(
+        (_checked_fact(fact) for fact in request.fixed),
+        key=lambda f: (f.starts_at.astimezone(UTC), f.ends_at.astimezone(UTC)),
+    )
+    window_start = day_start(request.earliest_start, tz)
+    limit = day_start(request.earliest_start + timedelta(days=request.horizon_days), tz)
+    positions = _positions_for(protocol, fixed, request.gates is not None, window_start)
+    shortages = _missing_resources(positions, rooms, staff)
+    if shortages:
+        return _blocked_plan(shortages)
+    search = _Search(
+        calendar,
+        rooms,
+        staff,
+        patient_busy=request.patient_busy,
+        window_start=window_start,
+        slot_minutes=request.slot_minutes,
+        preferences=request.preferences,
+        gates=request.gates,
+    )
+    therapist_first = _continuity_candidates(request.preferences.therapist_id, fixed, staff)
+    for position in positions:
+        if position.need is not None and therapist_first:
+            position.need = replace(position.need, preferred_staff=therapist_first)
+    chain = _Chain(positions, tz, protocol.rules)
+    result, blocked = _solve(chain, search, limit)
+    if result is None:
+        assert blocked is not None
+        return _blocked_plan(_explain(blocked, chain, search, limit, request))
+    result = _keep_one_therapist(
+        chain, search, limit, result, therapist_first, request.preferences.therapist_id
+    )
+    sessions = _planned_sessions(chain, result, tz)
+    facts = [
+        position.pinned
+        if position.pinned is not None
+        else SessionFact(position.index, position.kind, placement.start, placement.end)
+        for position, placement in zip(positions, result, strict=True)
+    ]
+    violations = evaluate(facts, protocol, tz, gates=request.gates, require_complete=True)
+    if violations:
+        return _blocked_plan(violations)
+    return Plan(tuple(sessions), ())
+
+
+def replan_after(
+    request: PlanRequest,
+    calendar: ClinicCalendar,
+    rooms: Sequence[RoomSupply],
+    staff: Sequence[StaffSupply],
+    *,
+    moved: SessionFact,
+    later: Sequence[SessionFact],
+) -> Plan:
+    """Re-place the sessions after a moved one, moving each as little as needed.
+
+    ``request.fixed`` are the series' sessions before the moved one; they and ``moved`` (at its
+    new time) stay. Each of ``later`` keeps its time (and its room and clinicians, when given and
+    still free) if the series stays valid that way; otherwise it goes to the earliest valid start
+    not before its current one. Every session's new start is the smallest such start any valid
+    re-plan could give it. The answer lists ``later`` in the given order, ``index`` being the
+    position in ``later``; ``violations`` explain a cascade that cannot be done.
+    """
+    protocol = request.protocol
+    tz = calendar.tz
+    pinned = sorted(
+        (_checked_fact(fact) for fact in (*request.fixed, moved)),
+        key=lambda f: (f.starts_at.astimezone(UTC), f.ends_at.astimezone(UTC)),
+    )
+    order = sorted(
+        range(len(later)), key=lambda n: _checked_fact(later[n]).starts_at.astimezone(UTC)
+    )
+    base_day = max(request.earliest_start, moved.starts_at.astimezone(tz).date())
+    window_start = min(
+        [day_start(request.earliest_start, tz)] + [fact.starts_at.astimezone(UTC) for fact in later]
+    )
+    limit = day_start(base_day + timedelta(days=request.horizon_days), tz)
+    labels = _Labels()
+    positions = [_Position(fact.kind, labels(fact.kind), pinned=fact, index=-1) for fact in pinned]
+    therapist_first = _continuity_candidates(request.preferences.therapist_id, pinned, staff)
+    unknown: list[Violation] = []
+    for n in order:
+        fact = later[n]
+        step = next((s for s in protocol.steps if s.kind == fact.kind), None)
+        label = labels(fact.kind)
+        if step is None:
+            unknown.append(
+                Violation(
+                    "step_count",
+                    f"The protocol has no {kind_label(fact.kind)} step for {label}.",
+                    (fact.ref,),
+                    f"Cancel {label} or move it by hand.",
+                )
+            )
+            continue
+        positions.append(
+            _Position(
+                fact.kind,
+                label,
+                need=_need_for_session(step, fact, request, therapist_first),
+                index=n,
+                lower=max(fact.starts_at.astimezone(UTC), day_start(request.earliest_start, tz)),
+            )
+        )
+    if unknown:
+        return _blocked_plan(unknown)
+    shortages = _missing_resources(positions, rooms, staff)
+    if shortages:
+        return _blocked_plan(shortages)
+    search = _Search(
+        calendar,
+        rooms,
+        staff,
+        patient_busy=request.patient_busy,
+        window_start=window_start,
+        slot_minutes=request.slot_minutes,
+        preferences=request.preferences,
+        gates=request.gates,
+    )
+    chain = _Chain(positions, tz, protocol.rules)
+    result, blocked = _solve(chain, search, limit)
+    if result is None:
+        assert blocked is not None
+        return _blocked_plan(_explain(blocked, chain, search, limit, request))
+    facts = [
+        position.pinned
+        if position.pinned is not None
+        else SessionFact(later[position.index].ref, position.kind, placement.start, placement.end)
+        for position, placement in zip(positions, result, strict=True)
+    ]
+    violations = evaluate(facts, protocol, tz, gates=request.gates)
+    if violations:
+        return _blocked_plan(violations)
+    sessions = sorted(_planned_sessions(chain, result, tz), key=attrgetter("index"))
+    return Plan(tuple(sessions), ())
+
+
+def free_starts(
+    kind_step: Step,
+    day_from: date,
+    day_to: date,
+    calendar: ClinicCalendar,
+    rooms: Sequence[RoomSupply],
+    staff: Sequence[StaffSupply],
+    *,
+    patient_busy: Sequence[Interval] = (),
+    slot_minutes: int = 15,
+    staff_id: int | None = None,
+    room_id: int | None = None,
+) -> list[datetime]:
+    """Every slot start from ``day_from`` to ``day_to`` (inclusive, local dates) where one
+    session of the step fits; with ``staff_id`` that person must be one of its clinicians,
+    with ``room_id`` it must be in that room. Times are in the clinic's zone."""
+    window_start = day_start(day_from, calendar.tz)
+    limit = day_start(day_to + timedelta(days=1), calendar.tz)
+    search = _Search(
+        calendar,
+        rooms,
+        staff,
+        patient_busy=patient_busy,
+        window_start=window_start,
+        slot_minutes=slot_minutes,
+    )
+    base = _need_for_step(kind_step, use_preferences=False)
+    if room_id is not None:
+        base = replace(base, room_ids=frozenset({room_id}))
+    needs = [base]
+    if staff_id is not None:
+        person = next((p for p in staff if p.id == staff_id), None)
+        needs = [
+            base.only(staff_id, n=n)
+            for n, (role, _) in enumerate(base.roles)
+            if person is not None and role in person.roles
+        ]
+    starts: set[datetime] = set()
+    for need in needs:
+        found = search.earliest(need, window_start, limit)
+        while found is not None:
+            starts.add(found[0])
+            found = search.earliest(need, found[0] + _INSTANT, limit)
+    return [start.astimezone(calendar.tz) for start in sorted(starts)]
+
+
+def place_session(
+    step: Step,
+    starts_at: datetime,
+    calendar: ClinicCalendar,
+    rooms: Sequence[RoomSupply],
+    staff: Sequence[StaffSupply],
+    *,
+    patient_busy: Sequence[Interval] = (),
+    staff_ids: Sequence[int] | None = None,
+    room_id: int | None = None,
+    preferred_therapist: int | None = None,
+) -> PlannedSession | list[Violation]:
+    """Choose a room and clinicians for one session at ``starts_at``, or say why not.
+
+    ``room_id`` must be used when given. Every one of ``staff_ids`` must take one of the step's
+    roles; roles they leave open are filled by anyone free. The violations (rules
+    ``clinic_closed``, ``patient_busy``, ``room_unavailable``, ``staff_unavailable``,
+    ``staff_capacity``, ``outside_working_hours``, ``staff_time_off``) name no sessions.
+    """
+    start = require_aware(starts_at, "starts_at").astimezone(UTC)
+    tz = calendar.tz
+    need = _need_for_step(step, use_preferences=False)
+    if preferred_therapist is not None:
+        need = replace(need, preferred_staff=(preferred_therapist,))
+    search = _Search(
+        calendar, rooms, staff, patient_busy=patient_busy, window_start=start, slot_minutes=1
+    )
+    label = f"{kind_label(step.kind)} session"
+    local = start.astimezone(tz)
+    end_local = (start + need.duration).astimezone(tz)
+    span = f"{local:%Y-%m-%d %H:%M}-{end_local:%H:%M}"
+    violations: list[Violation] = []
+    if not search.fits_opening(start, need):
+        day = local.date()
+        reason = (
+            f"The clinic is closed on {day}."
+            if day in calendar.closures or not search.opening.on(day)
+            else f"A {step.duration_minutes}-minute {label} at {span} is outside opening hours."
+        )
+        violations.append(
+            Violation("clinic_closed", reason, (), "Choose a time inside opening hours.")
+        )
+    if search.patient.first_free(start, need.duration) != start:
+        violations.append(
+            Violation(
+                "patient_busy",
+                f"The patient already has an appointment during {span}.",
+                (),
+                "Choose a time when the patient is free.",
+            )
+        )
+    room_violation, room = _choose_room(search, need, start, room_id, span)
+    if room_violation is not None:
+        violations.append(room_violation)
+    staff_violations, holds = _choose_staff(search, need, start, staff_ids, span)
+    violations.extend(staff_violations)
+    if violations or room is None:
+        return violations
+    return PlannedSession(
+        0,
+        step.kind,
+        step.route,
+        local,
+        end_local,
+        room.id,
+        tuple(
+            StaffHold(staff_id, role, local, (start + minutes).astimezone(tz))
+            for staff_id, role, minutes in holds
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers of the entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _checked_fact(fact: SessionFact) -> SessionFact:
+    require_aware(fact.starts_at, f"session {fact.ref!r} starts_at")
+    require_aware(fact.ends_at, f"session {fact.ref!r} ends_at")
+    return fact
+
+
+class _Labels:
+    """Labels sessions the way clinicians count them: ``medicine 3``."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[str] = Counter()
+
+    def __call__(self, kind: str) -> str:
+        self._seen[kind] += 1
+        return f"{kind_label(kind)} {self._seen[kind]}"
+
+
+def _positions_for(
+    protocol: ProtocolSpec, fixed: Sequence[SessionFact], gated: bool, window_start: datetime
+) -> list[_Position]:
+    """The series order with fixed sessions embedded at the earliest positions that keep both
+    the order and their time order; if they do not fit the order, new sessions follow them."""
+    order = session_order(protocol)
+    steps = {step.kind: step for step in protocol.steps}
+    labels = _Labels()
+    embedding: list[SessionFact | None] = []
+    pending = list(fixed)
+    for kind in order:
+        if pending and pending[0].kind == kind:
+            embedding.append(pending.pop(0))
+        else:
+            embedding.append(None)
+    if pending:  # the fixed sessions do not follow the protocol's order: new ones go after
+        remaining = _remaining_kinds(order, fixed)
+        embedding = [*fixed, *([None] * len(remaining))]
+        order = (*(fact.kind for fact in fixed), *remaining)
+    positions: list[_Position] = []
+    for index, (kind, fact) in enumerate(zip(order, embedding, strict=True)):
+        label = labels(kind)
+        if fact is not None:
+            positions.append(_Position(kind, label, pinned=fact, index=index))
+            continue
+        step = steps[kind]
+        need = _need_for_step(step, gated=gated and kind == MEDICINE)
+        positions.append(_Position(kind, label, need=need, index=index, lower=window_start))
+    return positions
+
+
+def _remaining_kinds(order: Sequence[str], fixed: Sequence[SessionFact]) -> list[str]:
+    held = Counter(fact.kind for fact in fixed)
+    remaining = []
+    for kind in order:
+        if held[kind] > 0:
+            held[kind] -= 1
+        else:
+            remaining.append(kind)
+    return remaining
+
+
+def _need_for_session(
+    step: Step, fact: SessionFact, request: PlanRequest, therapist_first: tuple[int, ...]
+) -> _Need:
+    """A booked session to keep or move: its own length, room and clinicians preferred."""
+    duration = fact.ends_at.astimezone(UTC) - fact.starts_at.astimezone(UTC)
+    roles = tuple(
+        (role.role, duration if role.minutes is None else min(duration, _mins(role.minutes)))
+        for role in step.roles
+    )
+    preferred = tuple(dict.fromkeys((*fact.staff_ids, *therapist_first)))
+    return _Need(
+        fact.kind,
+        step.route,
+        duration,
+        step.room_kind,
+        roles,
+        gated=request.gates is not None and fact.kind == MEDICINE,
+        preferred_room=fact.room_id,
+        preferred_staff=preferred,
+        stay_at=fact.starts_at.astimezone(UTC),
+    )
+
+
+def _mins(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+def _continuity_candidates(
+    therapist_id: int | None, fixed: Sequence[SessionFact], staff: Sequence[StaffSupply]
+) -> tuple[int, ...]:
+    """Therapists in the order the planner tries to keep: the patient's wish, then whoever
+    already sees the patient in this series (most sessions first)."""
+    therapists = {person.id for person in staff if CONTINUITY_ROLE in person.roles}
+    seen = Counter(
+        staff_id for fact in fixed for staff_id in fact.staff_ids if staff_id in therapists
+    )
+    ordered = [therapist_id] if therapist_id in therapists else []
+    ordered += [staff_id for staff_id, _ in seen.most_common() if staff_id != therapist_id]
+    return tuple(ordered)
+
+
+def _missing_resources(
+    positions: Sequence[_Position], rooms: Sequence[RoomSupply], staff: Sequence[StaffSupply]
+) -> list[Violation]:
+    violations: list[Violation] = []
+    seen: set[tuple[str, str]] = set()
+    for position in positions:
+        need = position.need
+        if need is None:
+            continue
+        kind = kind_label(need.kind)
+        room_word = need.room_kind.replace("_", " ")
+        if not any(room.kind == need.room_kind for room in rooms) and (
+            ("room", need.room_kind) not in seen
+        ):
+            seen.add(("room", need.room_kind))
+            violations.append(
+                Violation(
+                    "room_unavailable",
+                    f"The clinic has no {room_word}; {kind} sessions need one.",
+                    (),
+                    f"Add a {room_word} or change the room kind of the protocol's {kind} step.",
+                )
+            )
+        for role, _ in need.roles:
+            if any(role in person.roles for person in staff) or ("role", role) in seen:
+                continue
+            seen.add(("role", role))
+            violations.append(
+                Violation(
+                    "staff_unavailable",
+                    f"No staff member has the {role} role; {kind} sessions need one.",
+                    (),
+                    f"Give a staff member the {role} role.",
+                )
+            )
+    return violations
+
+
+def _blocked_plan(violations: Iterable[Violation]) -> Plan:
+    return Plan((), tuple(violations))
+
+
+def _planned_sessions(
+    chain: _Chain, result: Sequence[_Placed], tz: ZoneInfo
+) -> list[PlannedSession]:
+    sessions: list[PlannedSession] = []
+    for position, placement in zip(chain.positions, result, strict=True):
+        if position.pinned is not None or placement.assignment is None:
+            continue
+        start = placement.start.astimezone(tz)
+        sessions.append(
+            PlannedSession(
+                position.index,
+                position.kind,
+                position.need.route if position.need else "",
+                start,
+                placement.end.astimezone(tz),
+                placement.assignment.room_id,
+                tuple(
+                    StaffHold(staff_id, role, start, (placement.start + minutes).astimezone(tz))
+                    for staff_id, role, minutes in placement.assignment.staff
+                ),
+            )
+        )
+    return sessions
+
+
+# --------------------------------------------------------------------------------------------
+# Keeping one therapist
+# --------------------------------------------------------------------------------------------
+
+
+def _keep_one_therapist(
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    result: list[_Placed],
+    therapist_first: tuple[int, ...],
+    wished: int | None,
+) -> list[_Placed]:
+    """Give the series one therapist if that does not make it end later (module docstring)."""
+    with_therapist = [
+        k
+        for k, position in enumerate(chain.positions)
+        if position.need is not None
+        and any(role == CONTINUITY_ROLE for role, _ in position.need.roles)
+    ]
+    if not with_therapist:
+        return result
+    candidates = list(
+        dict.fromkeys(
+            (
+                *therapist_first,
+                *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles),
+            )
+        )
+    )
+    current = {_therapist_of(result[k]) for k in with_therapist}
+    if len(current) == 1 and (wished is None or wished in current):
+        return result
+    # A wish is tried alone: the series goes to someone else only session by session.
+    whole_series = [wished] if wished is not None else candidates
+    for therapist in whole_series:
+        kept = _same_times_with(chain, search, limit, result, with_therapist, therapist)
+        if kept is not None:
+            return kept
+    for therapist in whole_series:
+        kept = _whole_series_with(chain, search, limit, result, with_therapist, therapist)
+        if kept is not None:
+            return kept
+    return _most_sessions_per_therapist(
+        chain, search, limit, result, with_therapist, candidates, wished
+    )
+
+
+def _whole_series_with(
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    result: list[_Placed],
+    with_therapist: Sequence[int],
+    therapist: int,
+) -> list[_Placed] | None:
+    """A plan with ``therapist`` in every therapist role that ends no later than ``result``."""
+    restricted = _Chain(
+        [
+            replace(p, need=p.need.only(therapist, role=CONTINUITY_ROLE))
+            if k in with_therapist and p.need is not None
+            else p
+            for k, p in enumerate(chain.positions)
+        ],
+        chain.tz,
+        chain.rules,
+    )
+    attempt, _ = _solve(restricted, search, limit)
+    finish = max(placement.end for placement in result)
+    if attempt is None or max(placement.end for placement in attempt) > finish:
+        return None
+    return attempt
+
+
+def _therapist_of(placement: _Placed) -> int | None:
+    assert placement.assignment is not None
+    return next(
+        (sid for sid, role, _ in placement.assignment.staff if role == CONTINUITY_ROLE), None
+    )
+
+
+def _reassign_at(
+    search: _Search,
+    limit: datetime,
+    placement: _Placed,
+    need: _Need,
+    therapist: int,
+) -> _Placed | None:
+    assert placement.assignment is not None
+    pinned_room = replace(
+        need.only(therapist, role=CONTINUITY_ROLE),
+        room_ids=frozenset({placement.assignment.room_id}),
+    )
+    assignment, _ = search.probe(pinned_room, placement.start, limit, ())
+    if assignment is None:
+        return None
+    return _Placed(placement.start, placement.end, assignment)
+
+
+def _same_times_with(
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    result: list[_Placed],
+    with_therapist: Sequence[int],
+    therapist: int,
+) -> list[_Placed] | None:
+    kept = list(result)
+    for k in with_therapist:
+        need = chain.positions[k].need
+        assert need is not None
+        moved = _reassign_at(search, limit, result[k], need, therapist)
+        if moved is None:
+            return None
+        kept[k] = moved
+    return kept
+
+
+def _most_sessions_per_therapist(
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    result: list[_Placed],
+    with_therapist: Sequence[int],
+    candidates: Sequence[int],
+    wished: int | None,
+) -> list[_Placed]:
+    """Same times; the wished-for therapist wherever free, then whoever is free most often."""
+    options: dict[int, dict[int, _Placed]] = {}
+    for therapist in candidates:
+        for k in with_therapist:
+            need = chain.positions[k].need
+            assert need is not None
+            moved = _reassign_at(search, limit, result[k], need, therapist)
+            if moved is not None:
+                options.setdefault(therapist, {})[k] = moved
+    kept = list(result)
+    open_positions = set(with_therapist)
+    rank = {therapist: n for n, therapist in enumerate(candidates)}
+    while open_positions and options:
+        best = max(
+            options,
+            key=lambda t: (
+                t == wished and bool(open_positions & options[t].keys()),
+                len(open_positions & options[t].keys()),
+                -rank[t],
+            ),
+        )
+        covered = open_positions & options.pop(best).keys()
+        if not covered:
+            break
+        for k in covered:
+            kept[k] = _reassign_at(search, limit, result[k], _need(chain, k), best) or kept[k]
+        open_positions -= covered
+    return kept
+
+
+def _need(chain: _Chain, k: int) -> _Need:
+    need = chain.positions[k].need
+    assert need is not None
+    return need
+
+
+# --------------------------------------------------------------------------------------------
+# Saying why there is no plan
+# --------------------------------------------------------------------------------------------
+
+
+def _explain(
+    blocked: _Blocked, chain: _Chain, search: _Search, limit: datetime, request: PlanRequest
+) -> list[Violation]:
+    position = chain.positions[blocked.position]
+    need = position.need
+    assert need is not None
+    tz = chain.tz
+    ref = _ref(position)
+    label = position.label
+    last_day = (limit - _INSTANT).astimezone(tz).date()
+    if blocked.bound is not None:
+        rule, j = blocked.bound
+        other = chain.positions[j]
+        why = "the series order" if rule is None else f"the {rule.type} rule"
+        return [
+            Violation(
+                rule.type if rule is not None else "fixed_sessions",
+                f"{label.capitalize()} cannot fit between the sessions already booked: its "
+                f"earliest possible start is {_local_text(blocked.low, tz)}, too late for "
+                f"{other.label} on {_local_text(_pinned_start(other), tz)} ({why}).",
+                (ref, _ref(other)),
+                f"Move {other.label} later, or cancel it and plan the series again.",
+            )
+        ]
+    if need.gated and request.gates is not None:
+        ungated = search.earliest(replace(need, gated=False), blocked.low, limit)
+        if ungated is not None:
+            return _gate_explanation(position, ungated[0], request.gates, tz)
+    if blocked.pushed is not None:
+        rule, i, j = blocked.pushed
+        earlier, later = chain.positions[i], chain.positions[j]
+        gap = f"{rule.days} days" if rule.days is not None else f"{rule.hours} hours"
+        preferred = " on the patient's preferred days and times" if _has_prefs(request) else ""
+        return [
+            Violation(
+                rule.type,
+                f"No plan keeps {later.label} within {gap} of {earlier.label}{preferred} before "
+                f"the {request.horizon_days}-day planning horizon ends on {last_day}: the "
+                f"clinic's open days, staff and rooms leave longer gaps.",
+                (_ref(earlier), _ref(later)),
+                "Widen the patient's preferences or free up time, or allow a longer gap in "
+                "the protocol.",
+            )
+        ]
+    if blocked.low >= limit:
+        return [
+            Violation(
+                "horizon",
+                f"{label.capitalize()} could not start before {_local_text(blocked.low, tz)}, "
+                f"after the {request.horizon_days}-day planning horizon ends on {last_day}.",
+                (ref,),
+                "Plan with a longer horizon or a later start date.",
+            )
+        ]
+    if search.next_start(blocked.low, need, limit) is None:
+        preferred = " on the patient's preferred days and times" if _has_prefs(request) else ""
+        return [
+            Violation(
+                "clinic_closed",
+                f"No opening hours from {_local_text(blocked.low, tz)} to {last_day} fit a "
+                f"{_minutes(need.duration)}-minute {kind_label(need.kind)} session{preferred}.",
+                (ref,),
+                "Widen the patient's preferences, extend opening hours or the planning horizon.",
+            )
+        ]
+    reason, subject = _commonest_obstacle(search, need, blocked.low, limit)
+    return [
+        Violation(
+            reason,
+            f"No time from {_local_text(blocked.low, tz)} to {last_day} fits {label}: {subject}.",
+            (ref,),
+            f"Free up {_obstacle_fix(reason, need)}, or plan with a longer horizon than "
+            f"{request.horizon_days} days.",
+        )
+    ]
+
+
+def _has_prefs(request: PlanRequest) -> bool:
+    prefs = request.preferences
+    return (
+        prefs.weekdays is not None
+        or prefs.earliest_time is not None
+        or prefs.latest_start is not None
+    )
+
+
+def _pinned_start(position: _Position) -> datetime:
+    assert position.pinned is not None
+    return position.pinned.starts_at
+
+
+def _ref(position: _Position) -> int | str:
+    return position.pinned.ref if position.pinned is not None else position.index
+
+
+def _local_text(instant: datetime, tz: ZoneInfo) -> str:
+    return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _minutes(duration: timedelta) -> int:
+    return int(duration / timedelta(minutes=1))
+
+
+def _gate_explanation(
+    position: _Position, earliest: datetime, gates: PatientGates, tz: ZoneInfo
+) -> list[Violation]:
+    day = earliest.astimezone(tz).date()
+    label = position.label
+    ref = _ref(position)
+    violations = []
+    failures = gate_failures(day, gates)
+    if "screening_gate" in failures:
+        cleared = [s for s in gates.screenings if s.is_cleared]
+        if not cleared:
+            message = f"The patient has no cleared screening, so {label} cannot be booked."
+            fix = "Have a prescriber clear the patient's screening, then plan the series."
+        else:
+            valid = max(s.valid_until for s in cleared)
+            message = (
+                f"The screening clearance is valid through {valid}, but {label} cannot happen "
+                f"before {day}."
+            )
+            fix = f"Renew the screening (valid through at least {day}), then plan the series."
+        violations.append(Violation("screening_gate", message, (ref,), fix))
+    if "consent_gate" in failures:
+        if gates.consent_signed_on is None:
+            message = f"The patient has not signed the consent, so {label} cannot be booked."
+            fix = "Have the patient sign the consent, then plan the series."
+        else:
+            message = f"The consent is signed on {gates.consent_signed_on}, after {label}."
+            fix = f"Start the series on {gates.consent_signed_on} or later."
+        violations.append(Violation("consent_gate", message, (ref,), fix))
+    return violations
+
+
+def _commonest_obstacle(
+    search: _Search, need: _Need, low: datetime, limit: datetime
+) -> tuple[str, str]:
+    """The rule that blocks the most candidate starts, and whom it concerns."""
+    obstacles: Counter[tuple[str, str]] = Counter()
+    for s in _starts(search, need, low, limit):
+        obstacles[_obstacle_at(search, need, s)] += 1
+    if not obstacles:
+        return "staff_unavailable", "nobody is free"
+    (reason, subject), _ = obstacles.most_common(1)[0]
+    return reason, subject
+
+
+def _starts(
+    search: _Search, need: _Need, low: datetime, limit: datetime, cap: int = 1_000
+) -> Iterator[datetime]:
+    s = search.next_start(low, need, limit)
+    while s is not None and cap:
+        yield s
+        cap -= 1
+        s = search.next_start(s + _INSTANT, need, limit)
+
+
+def _obstacle_at(search: _Search, need: _Need, s: datetime) -> tuple[str, str]:
+    if search.patient.first_free(s, need.duration) != s:
+        return "patient_busy", "the patient is busy"
+    rooms = search.rooms_for(need)
+    if not any(room.busy.first_free(s, need.duration + room.turnover) == s for room in rooms):
+        return "room_unavailable", f"no {need.room_kind.replace('_', ' ')} is free"
+    for n, (role, minutes) in enumerate(need.roles):
+        reasons = [person.reason_blocked(s, minutes) for person in search.staff_for(need, n)]
+        if any(reason is None for reason in reasons):
+            continue
+        distinct = set(reasons) - {None}
+        reason = distinct.pop() if len(distinct) == 1 else "staff_unavailable"
+        return str(reason), f"no {role} is free"
+    return "staff_unavailable", "the clinicians free at the same time are too few"
+
+
+def _obstacle_fix(reason: str, need: _Need) -> str:
+    if reason == "patient_busy":
+        return "time in the patient's calendar"
+    if reason == "room_unavailable":
+        return f"a {need.room_kind.replace('_', ' ')}"
+    roles = " or ".join(dict.fromkeys(role for role, _ in need.roles))
+    return f"a {roles}"
+
+
+def _choose_room(
+    search: _Search, need: _Need, start: datetime, room_id: int | None, span: str
+) -> tuple[Violation | None, _Room | None]:
+    room_word = need.room_kind.replace("_", " ")
+    if room_id is not None:
+        room = next((r for r in search.rooms if r.id == room_id), None)
+        if room is None or room.kind != need.room_kind:
+            what = "does not exist" if room is None else f"is a {room.kind.replace('_', ' ')}"
+            return (
+                Violation(
+                    "room_unavailable",
+                    f"Room {room_id} {what}; {kind_label(need.kind)} sessions need a {room_word}.",
+                    (),
+                    f"Choose a {room_word}.",
+                ),
+                None,
+            )
+        candidates = [room]
+    else:
+        candidates = search.rooms_for(need)
+    for room in candidates:
+        if room.busy.first_free(start, need.duration + room.turnover) == start:
+            return None, room
+    which = f"Room {room_id} is" if room_id is not None else f"No {room_word} is"
+    return (
+        Violation(
+            "room_unavailable",
+            f"{which} free during {span} (with cleaning time).",
+            (),
+            f"Choose another time{'' if room_id is None else ' or room'}.",
+        ),
+        None,
+    )
+
+
+def _choose_staff(
+    search: _Search, need: _Need, start: datetime, staff_ids: Sequence[int] | None, span: str
+) -> tuple[list[Violation], list[tuple[int, str, timedelta]]]:
+    """Fill every role of ``need`` at ``start``; listed staff must each take one."""
+    listed = list(dict.fromkeys(staff_ids or ()))
+    by_id = {person.id: person for person in search.staff}
+    violations: list[Violation] = []
+    for staff_id in listed:
+        person = by_id.get(staff_id)
+        if person is None or not any(role in person.roles for role, _ in need.roles):
+            roles = " or ".join(dict.fromkeys(role for role, _ in need.roles)) or "no role"
+            violations.append(
+                Violation(
+                    "staff_unavailable",
+                    f"Staff member {staff_id} has no role this session needs ({roles}).",
+                    (),
+                    "Choose staff with the session's roles.",
+                )
+            )
+            continue
+        longest = max((m for role, m in need.roles if role in person.roles), default=timedelta())
+        reason = person.reason_blocked(start, longest)
+        if reason is not None:
+            violations.append(_person_violation(reason, staff_id, span))
+    if violations:
+        return violations, []
+    candidates: list[list[_Staff]] = []
+    for n, (role, minutes) in enumerate(need.roles):
+        people = search.staff_for(need, n)
+        free = [p for p in people if p.reason_blocked(start, minutes) is None]
+        free.sort(key=lambda p: p.id not in listed)
+        if not free:
+            reasons = {p.reason_blocked(start, minutes) for p in people} - {None}
+            reason = reasons.pop() if len(reasons) == 1 else "staff_unavailable"
+            violations.append(_role_violation(str(reason), role, span))
+        candidates.append(free)
+    if violations:
+        return violations, []
+    chosen = _choice_using(candidates, listed)
+    if chosen is None:
+        return [
+            Violation(
+                "staff_unavailable",
+                f"Not enough different clinicians are free during {span} for every role.",
+                (),
+                "Choose another time.",
+            )
+        ], []
+    return [], [
+        (person.id, role, minutes)
+        for person, (role, minutes) in zip(chosen, need.roles, strict=True)
+    ]
+
+
+def _choice_using(
+    candidates: Sequence[Sequence[_Staff]], listed: Sequence[int]
+) -> list[_Staff] | None:
+    """A distinct choice per role that uses every listed staff member."""
+    chosen: list[_Staff] = []
+    used: set[int] = set()
+
+    def fill(n: int) -> bool:
+        if n == len(candidates):
+            return set(listed) <= used
+        for person in candidates[n]:
+            if person.id in used:
+                continue
+            used.add(person.id)
+            chosen.append(person)
+            if fill(n + 1):
+                return True
+            used.discard(person.id)
+            chosen.pop()
+        return False
+
+    return chosen if fill(0) else None
+
+
+_PERSON_TEXT = {
+    "outside_working_hours": "is not working",
+    "staff_time_off": "is on time off",
+    "staff_capacity": "already cares for as many patients as allowed",
+}
+_ROLE_TEXT = {
+    "outside_working_hours": "none is working then",
+    "staff_time_off": "all are on time off",
+    "staff_capacity": "all already care for as many patients as allowed",
+}
+
+
+def _person_violation(reason: str, staff_id: int, span: str) -> Violation:
+    return Violation(
+        reason,
+        f"Staff member {staff_id} {_PERSON_TEXT.get(reason, 'is not free')} during {span}.",
+        (),
+        "Choose another time or another staff member.",
+    )
+
+
+def _role_violation(reason: str, role: str, span: str) -> Violation:
+    detail = _ROLE_TEXT.get(reason, "each is busy, off or not working")
+    return Violation(
+        reason,
+        f"No {role} is free during {span}: {detail}.",
+        (),
+        "Choose another time.",
+    )
