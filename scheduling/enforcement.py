@@ -13,13 +13,15 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from clinic.errors import DomainError
-from clinic.models import Clinic, Role, Screening, StaffMember
+from clinic.models import Clinic, Role, Screening, ScreeningResult, StaffMember
+from protocols import rules
 from protocols.models import ProtocolRule, RuleType, SessionKind
 
 from . import services
 from .alerts.models import AlertKind
 from .alerts.services import staff_alert_raise
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus
+from .revalidation import patient_gates
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ INTEGRATION_LOOKBACK = dt.timedelta(days=60)
 #: Medicine sessions further ahead than this are not checked against screening expiry yet.
 SCREENING_HORIZON = dt.timedelta(days=120)
 #: When a protocol has no max_gap(medicine -> integration) rule.
-DEFAULT_INTEGRATION_WINDOW_DAYS = 7
+DEFAULT_INTEGRATION_WINDOW = rules.Rule(
+    type="max_gap", after=SessionKind.MEDICINE, before=SessionKind.INTEGRATION, days=7
+)
 
 
 def _local(moment: dt.datetime, clinic: Clinic) -> str:
@@ -56,26 +60,29 @@ def no_shows_mark(*, now: dt.datetime | None = None) -> list[int]:
     return marked
 
 
-def _integration_windows(version_ids: set[int]) -> dict[int, ProtocolRule]:
-    rules = ProtocolRule.objects.filter(
+def _integration_windows(version_ids: set[int]) -> dict[int, rules.Rule]:
+    """Each version's max_gap(medicine -> integration) rule, as the engine's ``Rule``."""
+    found = ProtocolRule.objects.filter(
         version_id__in=version_ids,
         type=RuleType.MAX_GAP,
         after=SessionKind.MEDICINE,
         before=SessionKind.INTEGRATION,
     )
-    return {rule.version_id: rule for rule in rules}
+    return {
+        row.version_id: rules.Rule(
+            type=row.type, after=row.after, before=row.before, days=row.days, hours=row.hours
+        )
+        for row in found
+    }
 
 
-def _integration_deadline(medicine: Session, rule: ProtocolRule | None) -> dt.datetime:
-    """The last instant an integration may start: ``days`` calendar days in the clinic's zone
-    (to the end of that local day), or ``hours`` elapsed from the medicine session's end."""
-    if rule is not None and rule.hours is not None:
-        return medicine.ends_at + dt.timedelta(hours=rule.hours)
-    days = rule.days if rule is not None and rule.days is not None else None
-    days = DEFAULT_INTEGRATION_WINDOW_DAYS if days is None else days
-    tz = medicine.clinic.tz
-    last_day = medicine.starts_at.astimezone(tz).date() + dt.timedelta(days=days + 1)
-    return dt.datetime.combine(last_day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+def _integration_deadline(medicine: Session, rule: rules.Rule | None) -> dt.datetime:
+    """The first instant an integration may no longer start, from the engine's own window."""
+    _, deadline = rules.later_start_bounds(
+        rule or DEFAULT_INTEGRATION_WINDOW, medicine.starts_at, medicine.ends_at, medicine.clinic.tz
+    )
+    assert deadline is not None  # a max_gap always bounds the later start
+    return deadline
 
 
 def integration_overdue_scan(*, now: dt.datetime | None = None) -> int:
@@ -170,21 +177,23 @@ def screening_expiry_scan(*, now: dt.datetime | None = None) -> int:
             starts_at__gt=now,
             starts_at__lte=now + SCREENING_HORIZON,
         )
-        .select_related("clinic", "patient")
+        .select_related("clinic", "patient__clinic")
         .prefetch_related(
-            Prefetch("patient__screenings", queryset=Screening.objects.order_by("-valid_until"))
+            Prefetch("patient__screenings", queryset=Screening.objects.order_by("-valid_until")),
+            "patient__consents",
         )
     )
     raised = 0
     for session in upcoming:
         day = session.starts_at.astimezone(session.clinic.tz).date()
-        screenings = list(session.patient.screenings.all())
-        if any(screening.is_valid_on(day) for screening in screenings):
+        gates = patient_gates(session.patient)
+        if "screening_gate" not in rules.gate_failures(day, gates):
             continue
+        screenings = list(session.patient.screenings.all())
         latest = screenings[0] if screenings else None
         why = (
             f"the screening is valid until {latest.valid_until}"
-            if latest is not None and latest.result == "cleared"
+            if latest is not None and latest.result == ScreeningResult.CLEARED
             else "there is no cleared screening"
         )
         _, created = staff_alert_raise(

@@ -1,38 +1,46 @@
-"""Re-checking a whole series against its protocol with the rules engine.
-
-PENDING THE RULES ENGINE MERGE: ``protocols.rules.evaluate`` and its dataclasses land from the
-rules-planner branch. Until then ``series_revalidate`` records nothing and says so; the tests in
-``tests/workers/test_revalidation.py`` are skipped. After the merge the lookups below become plain
-imports.
-"""
+"""Re-checking a whole series against its protocol with the rules engine
+(``protocols.rules.evaluate``): the same engine the planner and the API answer with."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import json
-import logging
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from clinic.models import Role
+from clinic.models import Patient, Role, ScreeningResult
+from protocols import rules
+from protocols.models import ProtocolVersion
+from protocols.selectors import protocol_document
 
 from .alerts.models import AlertKind
 from .alerts.services import staff_alert_raise
 from .models import LIVE_STATUSES, SeriesStatus, TreatmentSeries
 
-logger = logging.getLogger(__name__)
+
+def protocol_spec(version: ProtocolVersion) -> rules.ProtocolSpec:
+    """A stored protocol version as the engine's ``ProtocolSpec`` (through its own reader)."""
+    return rules.protocol_from_dict(protocol_document(version))
 
 
-def _rules() -> Any:
-    return importlib.import_module("protocols.rules")
-
-
-def rules_engine_available() -> bool:
-    return hasattr(_rules(), "evaluate")
+def patient_gates(patient: Patient) -> rules.PatientGates:
+    """The patient's screenings and earliest consent, as the gates see them."""
+    tz = patient.clinic.tz
+    consents = sorted(consent.signed_at.astimezone(tz).date() for consent in patient.consents.all())
+    return rules.PatientGates(
+        screenings=tuple(
+            rules.ScreeningFact(
+                is_cleared=screening.result == ScreeningResult.CLEARED,
+                valid_until=screening.valid_until,
+                cleared_on=screening.screened_on,
+            )
+            for screening in patient.screenings.all()
+        ),
+        consent_signed_on=consents[0] if consents else None,
+    )
 
 
 def violation_fingerprint(violation: dict[str, Any]) -> str:
@@ -42,59 +50,16 @@ def violation_fingerprint(violation: dict[str, Any]) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def _protocol_spec(series: TreatmentSeries) -> Any:
-    rules = _rules()
-    version = series.protocol_version
-    from protocols.selectors import step_spec
-
-    return rules.ProtocolSpec(
-        name=version.protocol.name,
-        care_model=version.protocol.care_model,
-        steps=tuple(step_spec(step) for step in version.steps.all()),
-        rules=tuple(
-            rules.Rule(
-                type=rule.type,
-                after=rule.after,
-                before=rule.before,
-                days=rule.days,
-                hours=rule.hours,
-                at_least=rule.at_least,
-                count=rule.count,
-                window_days=rule.window_days,
-            )
-            for rule in version.rules.all()
-        ),
-    )
-
-
-def _gates(series: TreatmentSeries) -> Any:
-    rules = _rules()
-    patient = series.patient
-    tz = patient.clinic.tz
-    consents = sorted(c.signed_at.astimezone(tz).date() for c in patient.consents.all())
-    return rules.PatientGates(
-        screenings=tuple(
-            rules.ScreeningFact(
-                is_cleared=s.result == "cleared",
-                valid_until=s.valid_until,
-                cleared_on=s.screened_on,
-            )
-            for s in patient.screenings.all()
-        ),
-        consent_signed_on=consents[0] if consents else None,
-    )
-
-
 def series_revalidate(
     series: TreatmentSeries, *, now: dt.datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Evaluate the series' live sessions against its protocol version and gates; store the
-    violations on the series and alert the front desk about each one that was not there at the
-    last check. Returns the current violations. Idempotent: a second run raises nothing."""
-    if not rules_engine_available():
-        logger.warning("Series %s not re-validated: the rules engine is not installed.", series.pk)
-        return []
-    rules = _rules()
+    """Evaluate the series' live sessions against its protocol version and the patient's gates;
+    store the violations on the series and alert the front desk about each one that was not there
+    at the last check. Returns the current violations.
+
+    The series row is locked for the check, so two re-checks at once run one after the other and
+    the second finds nothing new: a repeated or doubled task raises no second alert.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         current = (
@@ -120,9 +85,9 @@ def series_revalidate(
             violation.as_dict()
             for violation in rules.evaluate(
                 facts,
-                _protocol_spec(current),
+                protocol_spec(current.protocol_version),
                 current.patient.clinic.tz,
-                gates=_gates(current),
+                gates=patient_gates(current.patient),
                 require_complete=False,
             )
         ]

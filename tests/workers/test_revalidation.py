@@ -1,7 +1,4 @@
-"""Re-validation of whole series with the rules engine (``protocols.rules.evaluate``).
-
-PENDING THE RULES ENGINE MERGE: skipped while ``protocols.rules`` has no ``evaluate``.
-"""
+"""Re-validation of whole series with the rules engine (``protocols.rules.evaluate``)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from clinic.models import Role
 from protocols.models import RuleType
 from scheduling import services, tasks
 from scheduling.models import StaffAlert, TreatmentSeries
-from scheduling.revalidation import rules_engine_available, series_revalidate
+from scheduling.revalidation import series_revalidate
 from tests.factories import (
     ConsentFactory,
     PatientFactory,
@@ -25,13 +22,7 @@ from tests.factories import (
 )
 from tests.workers.support import book
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.needs_rules_engine,
-    pytest.mark.skipif(
-        not rules_engine_available(), reason="protocols.rules.evaluate lands with the planner merge"
-    ),
-]
+pytestmark = pytest.mark.django_db
 CHECKED_AT = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)
 
 
