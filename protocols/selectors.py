@@ -9,7 +9,7 @@ from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
 from clinic.models import Role, RoomKind
 
 from .models import ProtocolStep, ProtocolVersion, SessionKind
-from .rules import Step, StepRole
+from .rules import ProtocolSpec, Rule, Step, StepRole
 
 #: What a session of each kind needs when it is booked outside a series (or its protocol has no
 #: step of that kind): its usual length, its room and the staff it needs.
@@ -118,3 +118,25 @@ def protocol_document(version: ProtocolVersion) -> dict[str, Any]:
             for rule in version.rules.all()
         ],
     }
+
+
+def protocol_spec(version: ProtocolVersion) -> ProtocolSpec:
+    """A version as the rules engine's value (use ``protocol_versions()`` to prefetch)."""
+    return ProtocolSpec(
+        name=version.protocol.name,
+        care_model=version.protocol.care_model,
+        steps=tuple(step_spec(step) for step in version.steps.all()),
+        rules=tuple(
+            Rule(
+                type=rule.type,
+                after=rule.after,
+                before=rule.before,
+                days=rule.days,
+                hours=rule.hours,
+                at_least=rule.at_least,
+                count=rule.count,
+                window_days=rule.window_days,
+            )
+            for rule in version.rules.all()
+        ),
+    )

@@ -21,7 +21,7 @@ from . import services
 from .alerts.models import AlertKind
 from .alerts.services import staff_alert_raise
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus
-from .revalidation import patient_gates
+from .supply import patient_gates
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +179,16 @@ def screening_expiry_scan(*, now: dt.datetime | None = None) -> int:
         )
         .select_related("clinic", "patient__clinic")
         .prefetch_related(
-            Prefetch("patient__screenings", queryset=Screening.objects.order_by("-valid_until")),
-            "patient__consents",
+            Prefetch("patient__screenings", queryset=Screening.objects.order_by("-valid_until"))
         )
     )
     raised = 0
+    gates_of: dict[int, rules.PatientGates] = {}
     for session in upcoming:
         day = session.starts_at.astimezone(session.clinic.tz).date()
-        gates = patient_gates(session.patient)
+        if session.patient_id not in gates_of:
+            gates_of[session.patient_id] = patient_gates(session.patient)
+        gates = gates_of[session.patient_id]
         if "screening_gate" not in rules.gate_failures(day, gates):
             continue
         screenings = list(session.patient.screenings.all())

@@ -11,36 +11,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from clinic.models import Patient, Role, ScreeningResult
+from clinic.models import Role
 from protocols import rules
-from protocols.models import ProtocolVersion
-from protocols.selectors import protocol_document
+from protocols.selectors import protocol_spec, protocol_versions
 
 from .alerts.models import AlertKind
 from .alerts.services import staff_alert_raise
 from .models import LIVE_STATUSES, SeriesStatus, TreatmentSeries
-
-
-def protocol_spec(version: ProtocolVersion) -> rules.ProtocolSpec:
-    """A stored protocol version as the engine's ``ProtocolSpec`` (through its own reader)."""
-    return rules.protocol_from_dict(protocol_document(version))
-
-
-def patient_gates(patient: Patient) -> rules.PatientGates:
-    """The patient's screenings and earliest consent, as the gates see them."""
-    tz = patient.clinic.tz
-    consents = sorted(consent.signed_at.astimezone(tz).date() for consent in patient.consents.all())
-    return rules.PatientGates(
-        screenings=tuple(
-            rules.ScreeningFact(
-                is_cleared=screening.result == ScreeningResult.CLEARED,
-                valid_until=screening.valid_until,
-                cleared_on=screening.screened_on,
-            )
-            for screening in patient.screenings.all()
-        ),
-        consent_signed_on=consents[0] if consents else None,
-    )
+from .supply import patient_gates
 
 
 def violation_fingerprint(violation: dict[str, Any]) -> str:
@@ -85,7 +63,7 @@ def series_revalidate(
             violation.as_dict()
             for violation in rules.evaluate(
                 facts,
-                protocol_spec(current.protocol_version),
+                protocol_spec(protocol_versions().get(pk=current.protocol_version_id)),
                 current.patient.clinic.tz,
                 gates=patient_gates(current.patient),
                 require_complete=False,

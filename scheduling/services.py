@@ -7,8 +7,8 @@ checks here give a good error message; the database is the guard (see ``scheduli
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -24,12 +24,33 @@ from clinic.errors import (
     TakenResource,
 )
 from clinic.models import Patient, Room, StaffMember, User
-from protocols.models import SessionKind
-from protocols.rules import Step
-from protocols.selectors import step_for_kind
+from protocols.models import ProtocolVersion, SessionKind
+from protocols.rules import (
+    PatientGates,
+    SessionFact,
+    Step,
+    StepRole,
+    Violation,
+    day_start,
+    evaluate,
+    gate_failures,
+    local_date,
+)
+from protocols.selectors import protocol_spec, protocol_versions, step_for_kind
 
 from .hooks import session_changed
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
+from .planner import (
+    Interval,
+    Plan,
+    PlannedSession,
+    PlanRequest,
+    Preferences,
+    place_session,
+    plan_series,
+    replan_after,
+)
+from .supply import Supply, patient_gates, supply_for
 
 #: The longest single session the clinic books; anything longer is a typing mistake.
 MAX_SESSION_LENGTH = dt.timedelta(hours=12)
@@ -294,13 +315,13 @@ def _hold_or_conflict(session: Session, holds: Sequence[StaffHoldSpec], *, repla
 
 
 def _check_placement(
-    patient: Patient, step: Step, room: Room, staff: Sequence[StaffMember]
+    patient: Patient, step: Step, room: Room | None, staff: Sequence[StaffMember]
 ) -> None:
     """The chosen room and staff belong to the patient's clinic and suit the session."""
     problems: dict[str, list[str]] = {}
-    if room.clinic_id != patient.clinic_id:
+    if room is not None and room.clinic_id != patient.clinic_id:
         problems["room"] = [f"{room.name} is not in {patient.clinic.name}."]
-    elif not room.is_active:
+    elif room is not None and not room.is_active:
         problems["room"] = [f"{room.name} is out of service."]
     for member in staff:
         if member.clinic_id != patient.clinic_id or not member.is_active:
@@ -309,7 +330,7 @@ def _check_placement(
             )
     if problems:
         raise InvalidInput("The room or staff chosen do not belong to this clinic.", problems)
-    if room.kind != step.room_kind:
+    if room is not None and room.kind != step.room_kind:
         raise RuleViolation(
             [
                 {
@@ -323,6 +344,165 @@ def _check_placement(
         )
 
 
+#: Planner findings that mean "something is taken" (409) rather than "a rule says no" (422).
+RESOURCE_RULES = {
+    "patient_busy": "patient",
+    "room_unavailable": "room",
+    "staff_unavailable": "staff",
+    "staff_capacity": "staff",
+}
+
+
+def _step_lasting(step: Step, length: dt.timedelta) -> Step:
+    """``step`` for a session of ``length`` (a front desk may book a longer or shorter one)."""
+    minutes = max(1, int(length.total_seconds() // 60))
+    roles = tuple(
+        StepRole(role.role, min(role.minutes, minutes) if role.minutes else None)
+        for role in step.roles
+    )
+    return replace(step, duration_minutes=minutes, roles=roles)
+
+
+def _around(starts_at: dt.datetime, ends_at: dt.datetime) -> Interval:
+    return Interval(starts_at - dt.timedelta(days=1), ends_at + dt.timedelta(days=1))
+
+
+def _placement(
+    *,
+    patient: Patient,
+    step: Step,
+    starts_at: dt.datetime,
+    room: Room | None,
+    staff: Sequence[StaffMember],
+    preferred_therapist: int | None = None,
+    exclude_sessions: Sequence[int] = (),
+) -> PlannedSession:
+    """Where one session goes at ``starts_at``: the given room and staff when free, else free
+    ones of the right kind and roles, and every clinic rule checked (opening hours, closures,
+    staff hours and time off, capacity). Raises ``ResourceConflict`` or ``RuleViolation``."""
+    ends_at = starts_at + dt.timedelta(minutes=step.duration_minutes)
+    supply = supply_for(
+        patient,
+        _around(starts_at, ends_at),
+        room_kinds={step.room_kind},
+        roles={role.role for role in step.roles},
+        exclude_sessions=exclude_sessions,
+    )
+    found = place_session(
+        step,
+        starts_at,
+        supply.calendar,
+        supply.rooms,
+        supply.staff,
+        patient_busy=supply.patient_busy,
+        staff_ids=[member.pk for member in staff] or None,
+        room_id=room.pk if room is not None else None,
+        preferred_therapist=preferred_therapist,
+    )
+    if isinstance(found, PlannedSession):
+        return found
+    clinic_rules = [v for v in found if v.rule not in RESOURCE_RULES]
+    if clinic_rules:
+        raise RuleViolation([v.as_dict() for v in found])
+    raise ResourceConflict(
+        [
+            TakenResource(
+                RESOURCE_RULES[v.rule],
+                patient.pk
+                if v.rule == "patient_busy"
+                else room.pk
+                if room and "room" in v.rule
+                else 0,
+                v.message,
+            )
+            for v in found
+        ]
+    )
+
+
+def _session_fact(session: Session) -> SessionFact:
+    return SessionFact(session.pk, session.kind, session.starts_at, session.ends_at)
+
+
+def _series_violations_involving(
+    series: TreatmentSeries,
+    changed: Mapping[int | str, SessionFact],
+    *,
+    gates: PatientGates,
+) -> list[dict[str, object]]:
+    """The rules the series would break with ``changed`` applied that it did not break before.
+
+    ``changed`` maps a session id (or ``"new"``) to its proposed place. Old findings are left to
+    the background re-check: a front desk fixing one problem is not blocked by another.
+    """
+    version = protocol_versions().get(pk=series.protocol_version_id)
+    spec = protocol_spec(version)
+    tz = series.patient.clinic.tz
+    current = [
+        _session_fact(session)
+        for session in series.sessions.filter(status__in=LIVE_STATUSES).order_by("starts_at")
+    ]
+    before = {_violation_key(v) for v in evaluate(current, spec, tz, gates=gates)}
+    proposed = [changed.get(fact.ref, fact) for fact in current]
+    proposed += [fact for ref, fact in changed.items() if ref not in {f.ref for f in current}]
+    return [
+        v.as_dict()
+        for v in evaluate(proposed, spec, tz, gates=gates)
+        if _violation_key(v) not in before
+    ]
+
+
+def _violation_key(violation: Violation) -> tuple[str, str]:
+    return violation.rule, violation.message
+
+
+def _gate_check(patient: Patient, kind: str, starts_at: dt.datetime, ref: int | str) -> None:
+    """No medicine session for a patient who is not cleared, or whose clearance has lapsed,
+    or who has not signed consent, on that day (DESIGN.md: the screening gate)."""
+    if kind != SessionKind.MEDICINE:
+        return
+    day = local_date(starts_at, patient.clinic.tz)
+    failures = gate_failures(day, patient_gates(patient))
+    messages = {
+        "screening_gate": f"{patient.full_name} has no prescriber clearance valid on {day}.",
+        "consent_gate": f"{patient.full_name} has no signed consent on file by {day}.",
+    }
+    fixes = {
+        "screening_gate": "Record a screening cleared by a prescriber, then book.",
+        "consent_gate": "Record the signed consent, then book.",
+    }
+    if failures:
+        raise RuleViolation(
+            [
+                {
+                    "rule": rule,
+                    "message": messages[rule],
+                    "sessions": [ref],
+                    "suggested_fix": fixes[rule],
+                }
+                for rule in failures
+            ]
+        )
+
+
+def _holds_from(
+    planned: PlannedSession, staff_by_id: Mapping[int, StaffMember]
+) -> list[StaffHoldSpec]:
+    return [
+        StaffHoldSpec(staff_by_id[hold.staff_id], hold.role, hold.start, hold.end)
+        for hold in planned.staff
+    ]
+
+
+def _staff_by_id(planned: Iterable[PlannedSession]) -> dict[int, StaffMember]:
+    ids = {hold.staff_id for session in planned for hold in session.staff}
+    return StaffMember.objects.in_bulk(ids)
+
+
+def _rooms_by_id(planned: Iterable[PlannedSession]) -> dict[int, Room]:
+    return Room.objects.in_bulk({session.room_id for session in planned})
+
+
 # ---------------------------------------------------------------------------------------------
 # Use cases
 
@@ -332,7 +512,7 @@ def session_create(
     patient: Patient,
     kind: str,
     starts_at: dt.datetime,
-    room: Room,
+    room: Room | None = None,
     staff: Sequence[StaffMember] = (),
     ends_at: dt.datetime | None = None,
     series: TreatmentSeries | None = None,
@@ -342,8 +522,11 @@ def session_create(
     """Book one session, holding its room, its patient and its staff.
 
     ``ends_at`` defaults to the length of the kind's step in the series' protocol (or the kind's
-    clinic default). Raises ``ResourceConflict`` naming what is taken, ``RuleViolation`` when the
-    room or staff do not suit the session, ``InvalidInput`` for impossible times.
+    clinic default). A room and staff left out are chosen among the free ones of the right kind
+    and roles; staff given must each fill one of the roles the session needs. Raises
+    ``ResourceConflict`` naming what is taken, ``RuleViolation`` for a clinic, protocol or
+    safety rule (opening hours, staff hours, the series' spacing rules, the screening and
+    consent gates), ``InvalidInput`` for impossible input.
     """
     if kind not in SessionKind.values:
         raise InvalidInput(
@@ -359,20 +542,54 @@ def session_create(
     ends_at = ends_at or starts_at + dt.timedelta(minutes=step.duration_minutes)
     _validate_interval(starts_at, ends_at)
     _check_placement(patient, step, room, staff)
-    holds = staff_holds_for(step, starts_at, ends_at, staff)
-    session = Session(
-        series=series,
-        patient=patient,
-        clinic_id=patient.clinic_id,
-        kind=kind,
-        route=(route if route is not None else step.route) if kind == SessionKind.MEDICINE else "",
-        room=room,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        room_released_at=ends_at + dt.timedelta(minutes=room.turnover_minutes),
-        created_by=created_by,
-    )
+    step = _step_lasting(step, ends_at - starts_at)
+    if room is not None and staff:
+        # Both chosen by hand: a conflict is named precisely, with the session that holds it.
+        explicit = staff_holds_for(step, starts_at, ends_at, staff)
+        taken = _taken_resources(
+            patient=patient,
+            room=room,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            room_released_at=ends_at + dt.timedelta(minutes=room.turnover_minutes),
+            holds=explicit,
+        )
+        if taken:
+            raise ResourceConflict(taken)
     with transaction.atomic():
+        _gate_check(patient, kind, starts_at, "new")
+        planned = _placement(
+            patient=patient,
+            step=step,
+            starts_at=starts_at,
+            room=room,
+            staff=staff,
+            preferred_therapist=series.preferred_therapist_id if series else None,
+        )
+        if series is not None:
+            violations = _series_violations_involving(
+                series,
+                {"new": SessionFact("new", kind, starts_at, ends_at)},
+                gates=patient_gates(patient),
+            )
+            if violations:
+                raise RuleViolation(violations)
+        chosen_room = room or Room.objects.get(pk=planned.room_id)
+        session = Session(
+            series=series,
+            patient=patient,
+            clinic_id=patient.clinic_id,
+            kind=kind,
+            route=(route if route is not None else step.route)
+            if kind == SessionKind.MEDICINE
+            else "",
+            room=chosen_room,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            room_released_at=ends_at + dt.timedelta(minutes=chosen_room.turnover_minutes),
+            created_by=created_by,
+        )
+        holds = _holds_from(planned, _staff_by_id([planned]))
         _hold_or_conflict(session, holds, replace=False)
         session_changed(session)
     return session
@@ -546,3 +763,318 @@ def session_escort_set(
         current.revision += 1
         current.save(update_fields=["revision", "updated_at"])
     return escort
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole series: plan, book, move
+
+
+#: A series is first planned inside this many days, then inside the longest horizon.
+PLAN_FIRST_HORIZON_DAYS = 42
+PLAN_LONGEST_HORIZON_DAYS = 120
+BOOK_ATTEMPTS = 3
+
+
+def _plan_window(patient: Patient, first_day: dt.date, horizon_days: int) -> Interval:
+    tz = patient.clinic.tz
+    return Interval(
+        day_start(first_day, tz), day_start(first_day + dt.timedelta(days=horizon_days + 1), tz)
+    )
+
+
+def series_plan(
+    *,
+    patient: Patient,
+    protocol_version: ProtocolVersion,
+    earliest_start: dt.date,
+    preferences: Preferences | None = None,
+    today: dt.date | None = None,
+) -> Plan:
+    """The earliest-finishing schedule for a whole series that keeps every rule; writes nothing.
+
+    When no schedule exists, the plan's violations say which rule or resource blocked it.
+    """
+    today = today or timezone.localdate(timezone=patient.clinic.tz)
+    if earliest_start < today:
+        raise InvalidInput(
+            "earliest_start is in the past.", {"earliest_start": [f"On or after {today}."]}
+        )
+    version = protocol_versions().get(pk=protocol_version.pk)
+    spec = protocol_spec(version)
+    gates = patient_gates(patient)
+    preferences = preferences or Preferences()
+    plan = Plan((), ())
+    for horizon in (PLAN_FIRST_HORIZON_DAYS, PLAN_LONGEST_HORIZON_DAYS):
+        supply = supply_for(
+            patient,
+            _plan_window(patient, earliest_start, horizon),
+            room_kinds={step.room_kind for step in spec.steps},
+            roles={role.role for step in spec.steps for role in step.roles},
+        )
+        request = PlanRequest(
+            protocol=spec,
+            earliest_start=earliest_start,
+            patient_busy=supply.patient_busy,
+            preferences=preferences,
+            gates=gates,
+            horizon_days=horizon,
+        )
+        plan = plan_series(request, supply.calendar, supply.rooms, supply.staff)
+        if not plan.violations:
+            return plan
+    return plan
+
+
+def _book_planned(
+    series: TreatmentSeries,
+    planned: Sequence[PlannedSession],
+    *,
+    created_by: User | None,
+) -> list[Session]:
+    rooms = _rooms_by_id(planned)
+    staff = _staff_by_id(planned)
+    booked = []
+    for item in sorted(planned, key=lambda p: p.starts_at):
+        room = rooms[item.room_id]
+        session = Session(
+            series=series,
+            patient=series.patient,
+            clinic_id=series.patient.clinic_id,
+            kind=item.kind,
+            route=item.route if item.kind == SessionKind.MEDICINE else "",
+            room=room,
+            starts_at=item.starts_at,
+            ends_at=item.ends_at,
+            room_released_at=item.ends_at + dt.timedelta(minutes=room.turnover_minutes),
+            created_by=created_by,
+        )
+        _hold_or_conflict(session, _holds_from(item, staff), replace=False)
+        session_changed(session)
+        booked.append(session)
+    return booked
+
+
+def series_book(
+    *,
+    patient: Patient,
+    protocol_version: ProtocolVersion,
+    earliest_start: dt.date,
+    preferences: Preferences | None = None,
+    created_by: User | None = None,
+    today: dt.date | None = None,
+) -> TreatmentSeries:
+    """Plan and book a whole series in one transaction: every session or none.
+
+    Another booking may take a planned slot between the plan and the write; the database then
+    refuses the overlap, the transaction rolls back to its savepoint and the series is planned
+    again around the new booking (up to ``BOOK_ATTEMPTS`` times).
+    """
+    conflict: ResourceConflict | None = None
+    for _ in range(BOOK_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                plan = series_plan(
+                    patient=patient,
+                    protocol_version=protocol_version,
+                    earliest_start=earliest_start,
+                    preferences=preferences,
+                    today=today,
+                )
+                if plan.violations:
+                    raise RuleViolation([v.as_dict() for v in plan.violations])
+                series = TreatmentSeries.objects.create(
+                    patient=patient,
+                    protocol_version=protocol_version,
+                    preferred_therapist_id=(preferences.therapist_id if preferences else None),
+                    created_by=created_by,
+                )
+                _book_planned(series, plan.sessions, created_by=created_by)
+                return series
+        except ResourceConflict as error:
+            conflict = error
+    assert conflict is not None
+    raise conflict
+
+
+MOVABLE_STATUSES = (SessionStatus.BOOKED, SessionStatus.CONFIRMED)
+
+
+def _movable(session: Session, now: dt.datetime) -> bool:
+    return session.status in MOVABLE_STATUSES and session.starts_at > now
+
+
+def _with_holds(supply: Supply, planned: PlannedSession, turnover: int) -> Supply:
+    """``supply`` with a pinned session's new holds added to its room's and staff's busy lists."""
+    room_end = planned.ends_at + dt.timedelta(minutes=turnover)
+    rooms = tuple(
+        replace(room, busy=_inserted(room.busy, Interval(planned.starts_at, room_end)))
+        if room.id == planned.room_id
+        else room
+        for room in supply.rooms
+    )
+    staff = list(supply.staff)
+    for hold in planned.staff:
+        staff = [
+            replace(member, busy=_inserted(member.busy, Interval(hold.start, hold.end)))
+            if member.id == hold.staff_id
+            else member
+            for member in staff
+        ]
+    busy = _inserted(supply.patient_busy, Interval(planned.starts_at, planned.ends_at))
+    return replace(supply, rooms=rooms, staff=tuple(staff), patient_busy=busy)
+
+
+def _inserted(intervals: tuple[Interval, ...], interval: Interval) -> tuple[Interval, ...]:
+    return tuple(sorted((*intervals, interval), key=lambda i: i.start))
+
+
+def _move(
+    session: Session, planned: PlannedSession, room: Room, staff: Mapping[int, StaffMember]
+) -> None:
+    session.starts_at = planned.starts_at
+    session.ends_at = planned.ends_at
+    session.room = room
+    session.room_released_at = planned.ends_at + dt.timedelta(minutes=room.turnover_minutes)
+    session.revision += 1
+    _hold_or_conflict(session, _holds_from(planned, staff), replace=True)
+    session_changed(session)
+
+
+def session_reschedule(
+    session: Session,
+    *,
+    starts_at: dt.datetime,
+    cascade: bool = False,
+    by: User | None = None,
+    now: dt.datetime | None = None,
+) -> list[Session]:
+    """Move a session, re-validating its whole series. Returns every session that moved.
+
+    The moved session keeps its room and clinicians when they are free at the new time, and
+    otherwise gets free ones. When the move breaks a rule of the series (an integration now
+    less than a day after its medicine session), it is refused with the violations, unless
+    ``cascade``: then the later sessions of the series move as little as needed to keep every
+    rule (``planner.replan_after``), or the whole move is refused with what blocked it.
+    """
+    now = now or timezone.now()
+    _require_aware("starts_at", starts_at)
+    if starts_at <= now:
+        raise InvalidInput(
+            "A session cannot be moved into the past.", {"starts_at": ["Must be in the future."]}
+        )
+    with transaction.atomic():
+        current = _locked(session)
+        if not _movable(current, now):
+            raise IllegalTransition(current.pk, current.status, "moved")
+        series = current.series
+        siblings: list[Session] = []
+        if series is not None:
+            siblings = list(
+                Session.objects.select_for_update()
+                .filter(series=series, status__in=LIVE_STATUSES)
+                .exclude(pk=current.pk)
+                .order_by("starts_at", "pk")
+            )
+        version = protocol_versions().get(pk=series.protocol_version_id) if series else None
+        step = _step_lasting(
+            step_for_kind(version, current.kind, current.route or None),
+            current.ends_at - current.starts_at,
+        )
+        ends_at = starts_at + (current.ends_at - current.starts_at)
+        _gate_check(current.patient, current.kind, starts_at, current.pk)
+        holds = list(current.staff_holds.all())
+        planned = _place_moved(current, step, starts_at, holds)
+        if series is None:
+            _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            return [current]
+        gates = patient_gates(current.patient)
+        moved_fact = SessionFact(current.pk, current.kind, starts_at, ends_at)
+        violations = _series_violations_involving(series, {current.pk: moved_fact}, gates=gates)
+        if not violations:
+            _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            return [current]
+        if not cascade:
+            raise RuleViolation(violations)
+        later = [s for s in siblings if s.starts_at > current.starts_at and _movable(s, now)]
+        fixed = [s for s in siblings if s not in later]
+        assert version is not None
+        spec = protocol_spec(version)
+        moving_ids = [current.pk, *(s.pk for s in later)]
+        last = max([ends_at, *(s.ends_at for s in later)])
+        window = Interval(
+            min(now, starts_at) - dt.timedelta(days=1),
+            last + dt.timedelta(days=PLAN_LONGEST_HORIZON_DAYS),
+        )
+        supply = _with_holds(
+            supply_for(
+                current.patient,
+                window,
+                room_kinds={s.room_kind for s in spec.steps},
+                roles={role.role for s in spec.steps for role in s.roles},
+                exclude_sessions=moving_ids,
+            ),
+            planned,
+            Room.objects.get(pk=planned.room_id).turnover_minutes,
+        )
+        request = PlanRequest(
+            protocol=spec,
+            earliest_start=local_date(now, current.patient.clinic.tz),
+            patient_busy=supply.patient_busy,
+            preferences=Preferences(therapist_id=series.preferred_therapist_id),
+            gates=gates,
+            horizon_days=PLAN_LONGEST_HORIZON_DAYS,
+            fixed=tuple(_session_fact(s) for s in fixed),
+        )
+        replanned = replan_after(
+            request,
+            supply.calendar,
+            supply.rooms,
+            supply.staff,
+            moved=moved_fact,
+            later=[_session_fact(s) for s in later],
+        )
+        if replanned.violations:
+            raise RuleViolation([v.as_dict() for v in replanned.violations])
+        moves = [(current, planned)] + [
+            (later[item.index], item)
+            for item in replanned.sessions
+            if (item.starts_at, item.room_id)
+            != (later[item.index].starts_at, later[item.index].room_id)
+            or {(h.staff_id, h.start, h.end) for h in item.staff}
+            != set(later[item.index].staff_holds.values_list("staff_id", "starts_at", "ends_at"))
+        ]
+        rooms = _rooms_by_id(p for _, p in moves)
+        staff = _staff_by_id(p for _, p in moves)
+        # The latest new start moves first: every session then moves into time that no
+        # not-yet-moved session of the series still holds, so no overlap exists even for an
+        # instant (the exclusion constraints check each row as it is written).
+        for moving, target in sorted(moves, key=lambda pair: pair[1].starts_at, reverse=True):
+            _move(moving, target, rooms[target.room_id], staff)
+        return [moving for moving, _ in moves]
+
+
+def _place_moved(
+    session: Session, step: Step, starts_at: dt.datetime, holds: Sequence[SessionStaff]
+) -> PlannedSession:
+    """The moved session's room and clinicians: its own when they are free, else free ones."""
+    own_staff = list(StaffMember.objects.filter(pk__in=[hold.staff_id for hold in holds]))
+    try:
+        return _placement(
+            patient=session.patient,
+            step=step,
+            starts_at=starts_at,
+            room=session.room,
+            staff=own_staff,
+            exclude_sessions=[session.pk],
+        )
+    except ResourceConflict:
+        therapist = next((h.staff_id for h in holds if h.role == "therapist"), None)
+        return _placement(
+            patient=session.patient,
+            step=step,
+            starts_at=starts_at,
+            room=None,
+            staff=(),
+            preferred_therapist=therapist,
+            exclude_sessions=[session.pk],
+        )

@@ -264,6 +264,20 @@ class EscortFactory(factory.django.DjangoModelFactory):
     phone = "+14155550199"
 
 
+class ClearedPatientFactory(PatientFactory):
+    """A patient a prescriber has cleared (January to July 2026) and who has signed consent:
+    ready for medicine sessions."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def clearance(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            ScreeningFactory(patient=self)
+            ConsentFactory(patient=self)
+
+
 # --- Workers and reminders (issue 5) ---------------------------------------------------------
 
 

@@ -138,7 +138,10 @@ def reminders_sync(session: Session, *, now: dt.datetime | None = None) -> None:
 
 def _why_not_wanted(session: Session) -> str:
     if session.status in policy.AWAITED_STATUSES:
-        return f"Session moved to {session.starts_at.isoformat()}, or the policy changed."
+        return (
+            f"Session moved to {session.starts_at.astimezone(dt.UTC).isoformat()}, "
+            "or the policy changed."
+        )
     return f"Session is {session.status}."
 
 
@@ -174,7 +177,7 @@ def _is_stale(reminder: Reminder, now: dt.datetime) -> str:
         if session.status not in policy.AWAITED_STATUSES:
             return f"Session is {session.status}."
         if session.starts_at != reminder.session_starts_at:
-            return f"Session moved to {session.starts_at.isoformat()}."
+            return f"Session moved to {session.starts_at.astimezone(dt.UTC).isoformat()}."
     elif session.status != SessionStatus.COMPLETED:
         return f"Session is {session.status}."
     return ""

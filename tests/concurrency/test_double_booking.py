@@ -19,8 +19,8 @@ from clinic.errors import ResourceConflict
 from clinic.models import Role, RoomKind
 from scheduling import services
 from tests.factories import (
+    ClearedPatientFactory,
     ClinicFactory,
-    PatientFactory,
     RoomFactory,
     SessionFactory,
     SessionStaffFactory,
@@ -113,7 +113,7 @@ def _therapists(clinic, n):
 
 
 def _patients(clinic, n):
-    return [PatientFactory(clinic=clinic) for _ in range(n)]
+    return [ClearedPatientFactory(clinic=clinic) for _ in range(n)]
 
 
 def _book(patient, room, therapist, index):

@@ -17,7 +17,7 @@ from scheduling import services
 from scheduling.models import Reminder, Session, StaffAlert
 from scheduling.notifications.files import safe_name
 from scheduling.reminders.services import reminder_retry, reminders_dispatch_due
-from tests.factories import EscortFactory, PatientFactory, ReminderPolicyFactory, aware
+from tests.factories import ClearedPatientFactory, EscortFactory, ReminderPolicyFactory, aware
 from tests.workers.support import book, front_desk, outbox_attempts, outbox_files, smtp_sink
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def outbox(settings, tmp_path: Path) -> Path:
 
 def _booked_medicine(**patient: object) -> Session:
     with time_machine.travel(BOOKED_AT, tick=False):
-        return book(PatientFactory(**patient), "medicine", aware(2026, 3, 10, 10))
+        return book(ClearedPatientFactory(**patient), "medicine", aware(2026, 3, 10, 10))
 
 
 def test_due_reminders_are_sent_once_each_and_recorded(outbox: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_confirmed_session_is_reminded_without_a_confirm_link(outbox: Path) ->
 
 def test_after_a_medicine_session_the_patient_is_told_the_integration_date(outbox: Path) -> None:
     with time_machine.travel(BOOKED_AT, tick=False):
-        patient = PatientFactory(preferred_channel="sms")
+        patient = ClearedPatientFactory(preferred_channel="sms")
         medicine = book(patient, "medicine", aware(2026, 3, 3, 9))
         book(patient, "integration", aware(2026, 3, 5, 11))
     services.session_check_in(medicine, now=aware(2026, 3, 3, 8, 55))

@@ -11,10 +11,9 @@ from django.db import transaction
 
 from clinic.errors import ResourceConflict
 from scheduling import services
-from scheduling.hooks import session_changed
 from scheduling.models import Reminder, ReminderPolicy, Session
 from scheduling.reminders.services import reminders_sync
-from tests.factories import PatientFactory, ReminderPolicyFactory, aware
+from tests.factories import ClearedPatientFactory, ReminderPolicyFactory, aware
 from tests.workers.support import book
 
 pytestmark = pytest.mark.django_db
@@ -36,21 +35,12 @@ def rows(session: Session) -> list[tuple[str, str, int, dt.datetime, str]]:
 
 
 def move(session: Session, starts_at: dt.datetime) -> Session:
-    """What the reschedule service does to the row, then its one call to the hook."""
-    length = session.ends_at - session.starts_at
-    with transaction.atomic():
-        Session.objects.filter(pk=session.pk).update(
-            starts_at=starts_at,
-            ends_at=starts_at + length,
-            room_released_at=starts_at + length + dt.timedelta(minutes=15),
-        )
-        session.refresh_from_db()
-        session_changed(session)
-    return session
+    (moved,) = services.session_reschedule(session, starts_at=starts_at)
+    return moved
 
 
 def test_booking_a_medicine_session_writes_its_reminders_and_the_clinic_gets_a_default_policy():
-    patient = PatientFactory()
+    patient = ClearedPatientFactory()
     assert not ReminderPolicy.objects.filter(clinic=patient.clinic).exists()
 
     session = book(patient, "medicine", aware(2026, 3, 10, 10))
@@ -71,13 +61,13 @@ def test_booking_a_medicine_session_writes_its_reminders_and_the_clinic_gets_a_d
 
 
 def test_a_session_booked_less_than_72_hours_ahead_gets_no_late_72_hour_reminder():
-    session = book(PatientFactory(), "medicine", aware(2026, 3, 3, 15))  # 30 hours ahead
+    session = book(ClearedPatientFactory(), "medicine", aware(2026, 3, 3, 15))  # 30 hours ahead
 
     assert [(r[1], r[2]) for r in rows(session)] == [("email", 1440), ("sms", 1440)]
 
 
 def test_a_refused_booking_leaves_no_reminder():
-    patient = PatientFactory()
+    patient = ClearedPatientFactory()
     first = book(patient, "integration", aware(2026, 3, 10, 10))
 
     with pytest.raises(ResourceConflict):
@@ -87,7 +77,7 @@ def test_a_refused_booking_leaves_no_reminder():
 
 
 def test_reminders_roll_back_with_the_booking():
-    patient = PatientFactory()
+    patient = ClearedPatientFactory()
 
     def book_then_fail() -> None:
         with transaction.atomic():
@@ -103,7 +93,7 @@ def test_reminders_roll_back_with_the_booking():
 
 
 def test_moving_a_session_cancels_its_old_reminders_and_writes_new_ones():
-    session = book(PatientFactory(), "integration", aware(2026, 3, 10, 10))
+    session = book(ClearedPatientFactory(), "integration", aware(2026, 3, 10, 10))
     old = Reminder.objects.get(session=session)
 
     move(session, aware(2026, 3, 12, 14))
@@ -118,7 +108,7 @@ def test_moving_a_session_cancels_its_old_reminders_and_writes_new_ones():
 
 
 def test_moving_a_session_back_revives_its_cancelled_reminder_instead_of_writing_a_second():
-    session = book(PatientFactory(), "integration", aware(2026, 3, 10, 10))
+    session = book(ClearedPatientFactory(), "integration", aware(2026, 3, 10, 10))
     move(session, aware(2026, 3, 12, 14))
 
     move(session, aware(2026, 3, 10, 10))
@@ -130,7 +120,7 @@ def test_moving_a_session_back_revives_its_cancelled_reminder_instead_of_writing
 
 
 def test_cancelling_a_session_cancels_its_pending_reminders_but_leaves_a_sent_one():
-    session = book(PatientFactory(), "medicine", aware(2026, 3, 10, 10))
+    session = book(ClearedPatientFactory(), "medicine", aware(2026, 3, 10, 10))
     sent = Reminder.objects.get(session=session, offset_minutes=4320)
     Reminder.objects.filter(pk=sent.pk).update(status="sent", sent_at=NOW)
 
@@ -147,7 +137,7 @@ def test_cancelling_a_session_cancels_its_pending_reminders_but_leaves_a_sent_on
 
 
 def test_confirming_keeps_the_reminders_and_checking_in_cancels_them():
-    session = book(PatientFactory(), "integration", aware(2026, 3, 3, 10))
+    session = book(ClearedPatientFactory(), "integration", aware(2026, 3, 3, 10))
     before = rows(session)
 
     services.session_confirm(session)
@@ -159,7 +149,7 @@ def test_confirming_keeps_the_reminders_and_checking_in_cancels_them():
 
 
 def test_completing_a_medicine_session_writes_the_integration_reminder_after_it():
-    session = book(PatientFactory(), "medicine", aware(2026, 3, 2, 10))  # today, 09:00 now
+    session = book(ClearedPatientFactory(), "medicine", aware(2026, 3, 2, 10))  # today, 09:00 now
     services.session_check_in(session, now=aware(2026, 3, 2, 9, 58))
 
     with time_machine.travel(aware(2026, 3, 2, 12, 5), tick=False):
@@ -171,7 +161,7 @@ def test_completing_a_medicine_session_writes_the_integration_reminder_after_it(
 
 
 def test_a_no_show_cancels_the_reminders():
-    session = book(PatientFactory(), "integration", aware(2026, 3, 3, 10))
+    session = book(ClearedPatientFactory(), "integration", aware(2026, 3, 3, 10))
 
     with time_machine.travel(aware(2026, 3, 3, 10, 45), tick=False):
         services.session_mark_no_show(session)
@@ -180,7 +170,7 @@ def test_a_no_show_cancels_the_reminders():
 
 
 def test_the_clinics_policy_sets_offsets_channels_and_quiet_hours_in_the_patients_zone():
-    patient = PatientFactory(timezone="America/New_York", preferred_channel="sms")
+    patient = ClearedPatientFactory(timezone="America/New_York", preferred_channel="sms")
     ReminderPolicyFactory(
         clinic=patient.clinic,
         schedule={"integration": [{"hours_before": 12, "channels": ["preferred", "email"]}]},
@@ -199,7 +189,7 @@ def test_the_clinics_policy_sets_offsets_channels_and_quiet_hours_in_the_patient
 
 
 def test_sync_is_idempotent():
-    session = book(PatientFactory(), "medicine", aware(2026, 3, 10, 10))
+    session = book(ClearedPatientFactory(), "medicine", aware(2026, 3, 10, 10))
     before = list(Reminder.objects.order_by("id").values())
 
     reminders_sync(session)

@@ -10,7 +10,13 @@ from clinic.errors import IllegalTransition, InvalidInput, ResourceConflict, Rul
 from clinic.models import Role, RoomKind
 from scheduling import services
 from scheduling.models import Session, SessionStaff, SessionStatus
-from tests.factories import ClinicFactory, PatientFactory, RoomFactory, StaffMemberFactory, aware
+from tests.factories import (
+    ClearedPatientFactory,
+    ClinicFactory,
+    RoomFactory,
+    StaffMemberFactory,
+    aware,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +47,7 @@ def _integration(patient, room, staff, starts_at=NINE, **extra):
 def test_create_books_room_patient_and_staff_with_default_length(
     clinic, therapy_room, therapist
 ) -> None:
-    patient = PatientFactory(clinic=clinic)
+    patient = ClearedPatientFactory(clinic=clinic)
 
     session = _integration(patient, therapy_room, [therapist])
 
@@ -59,7 +65,7 @@ def test_medicine_session_holds_nurse_only_for_her_minutes(clinic) -> None:
     nurse = StaffMemberFactory(clinic=clinic, roles=[Role.NURSE], max_concurrent_patients=3)
 
     session = services.session_create(
-        patient=PatientFactory(clinic=clinic),
+        patient=ClearedPatientFactory(clinic=clinic),
         kind="medicine",
         starts_at=NINE,
         room=dosing,
@@ -79,12 +85,12 @@ def test_medicine_session_holds_nurse_only_for_her_minutes(clinic) -> None:
 
 
 def test_room_conflict_names_the_room_and_writes_nothing(clinic, therapy_room, therapist) -> None:
-    first = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    first = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
     other_therapist = StaffMemberFactory(clinic=clinic, roles=[Role.THERAPIST])
 
     with pytest.raises(ResourceConflict) as caught:
         _integration(
-            PatientFactory(clinic=clinic),
+            ClearedPatientFactory(clinic=clinic),
             therapy_room,
             [other_therapist],
             NINE + dt.timedelta(minutes=70),
@@ -102,7 +108,7 @@ def test_room_conflict_names_the_room_and_writes_nothing(clinic, therapy_room, t
 
 
 def test_conflicts_on_patient_and_therapist_are_all_named(clinic, therapy_room, therapist) -> None:
-    patient = PatientFactory(clinic=clinic, full_name="Avery Nguyen")
+    patient = ClearedPatientFactory(clinic=clinic, full_name="Avery Nguyen")
     first = _integration(patient, therapy_room, [therapist])
     room_2 = RoomFactory(clinic=clinic, kind=RoomKind.THERAPY_ROOM)
 
@@ -127,7 +133,7 @@ def test_nurse_takes_three_infusions_at_once_and_not_a_fourth(clinic) -> None:
     chairs = [RoomFactory(clinic=clinic, kind=RoomKind.INFUSION_CHAIR) for _ in range(4)]
     for index in range(3):
         services.session_create(
-            patient=PatientFactory(clinic=clinic),
+            patient=ClearedPatientFactory(clinic=clinic),
             kind="medicine",
             route="iv",
             starts_at=NINE + dt.timedelta(minutes=10 * index),
@@ -137,7 +143,7 @@ def test_nurse_takes_three_infusions_at_once_and_not_a_fourth(clinic) -> None:
 
     with pytest.raises(RuleViolation) as wrong_room:  # an IM dose needs a dosing room, not a chair
         services.session_create(
-            patient=PatientFactory(clinic=clinic),
+            patient=ClearedPatientFactory(clinic=clinic),
             kind="medicine",
             starts_at=NINE,
             room=chairs[3],
@@ -145,7 +151,7 @@ def test_nurse_takes_three_infusions_at_once_and_not_a_fourth(clinic) -> None:
         )
     with pytest.raises(ResourceConflict) as caught:
         services.session_create(
-            patient=PatientFactory(clinic=clinic),
+            patient=ClearedPatientFactory(clinic=clinic),
             kind="medicine",
             route="iv",
             starts_at=NINE + dt.timedelta(minutes=99),
@@ -160,7 +166,7 @@ def test_nurse_takes_three_infusions_at_once_and_not_a_fourth(clinic) -> None:
     )
     assert SessionStaff.objects.filter(staff=nurse).count() == 3
     fourth = services.session_create(
-        patient=PatientFactory(clinic=clinic),
+        patient=ClearedPatientFactory(clinic=clinic),
         kind="medicine",
         route="iv",
         starts_at=NINE + dt.timedelta(minutes=100),
@@ -175,7 +181,7 @@ def test_nurse_is_free_again_after_her_minutes(clinic) -> None:
     rooms = [RoomFactory(clinic=clinic, kind=RoomKind.DOSING_ROOM) for _ in range(2)]
     therapists = [StaffMemberFactory(clinic=clinic, roles=[Role.THERAPIST]) for _ in range(2)]
     services.session_create(
-        patient=PatientFactory(clinic=clinic),
+        patient=ClearedPatientFactory(clinic=clinic),
         kind="medicine",
         starts_at=NINE,
         room=rooms[0],
@@ -183,7 +189,7 @@ def test_nurse_is_free_again_after_her_minutes(clinic) -> None:
     )
 
     second = services.session_create(
-        patient=PatientFactory(clinic=clinic),
+        patient=ClearedPatientFactory(clinic=clinic),
         kind="medicine",
         starts_at=NINE + dt.timedelta(minutes=30),
         room=rooms[1],
@@ -207,7 +213,11 @@ def test_impossible_times_are_invalid_input(
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
         _integration(
-            PatientFactory(clinic=clinic), therapy_room, [therapist], starts_at, ends_at=ends_at
+            ClearedPatientFactory(clinic=clinic),
+            therapy_room,
+            [therapist],
+            starts_at,
+            ends_at=ends_at,
         )
     assert list(caught.value.errors) == [field]
     assert Session.objects.count() == 0
@@ -216,14 +226,14 @@ def test_impossible_times_are_invalid_input(
 def test_room_of_another_clinic_is_refused(clinic, therapist) -> None:
     elsewhere = RoomFactory(kind=RoomKind.THERAPY_ROOM)
     with pytest.raises(InvalidInput) as caught:
-        _integration(PatientFactory(clinic=clinic), elsewhere, [therapist])
+        _integration(ClearedPatientFactory(clinic=clinic), elsewhere, [therapist])
     assert list(caught.value.errors) == ["room"]
 
 
 def test_staff_without_the_needed_role_is_refused(clinic, therapy_room) -> None:
     desk = StaffMemberFactory(clinic=clinic, full_name="Fran Desk", roles=[Role.FRONT_DESK])
     with pytest.raises(RuleViolation) as caught:
-        _integration(PatientFactory(clinic=clinic), therapy_room, [desk])
+        _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [desk])
     assert [v["message"] for v in caught.value.violations] == [
         "Fran Desk has none of the roles this integration session still needs.",
         "This integration session needs a therapist.",
@@ -232,7 +242,7 @@ def test_staff_without_the_needed_role_is_refused(clinic, therapy_room) -> None:
 
 
 def test_cancel_early_is_cancelled_and_frees_every_hold(clinic, therapy_room, therapist) -> None:
-    session = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    session = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
 
     cancelled = services.session_cancel(
         session, reason="Feeling unwell", now=NINE - dt.timedelta(hours=25)
@@ -244,12 +254,12 @@ def test_cancel_early_is_cancelled_and_frees_every_hold(clinic, therapy_room, th
         2,
     )
     assert list(SessionStaff.objects.values_list("is_active", flat=True)) == [False]
-    again = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    again = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
     assert again.status == "booked"
 
 
 def test_cancel_inside_the_window_is_late(clinic, therapy_room, therapist) -> None:
-    session = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    session = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
 
     cancelled = services.session_cancel(
         session, reason="Car trouble", now=NINE - dt.timedelta(hours=23, minutes=59)
@@ -260,7 +270,7 @@ def test_cancel_inside_the_window_is_late(clinic, therapy_room, therapist) -> No
 
 
 def test_cancelling_twice_is_an_illegal_transition(clinic, therapy_room, therapist) -> None:
-    session = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    session = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
     services.session_cancel(session, reason="x", now=NINE - dt.timedelta(days=3))
 
     with pytest.raises(IllegalTransition) as caught:
@@ -277,7 +287,7 @@ def test_capacity_lowered_to_one_refused_while_patients_overlap(clinic) -> None:
     nurse = StaffMemberFactory(clinic=clinic, roles=[Role.NURSE], max_concurrent_patients=2)
     for _ in range(2):
         services.session_create(
-            patient=PatientFactory(clinic=clinic),
+            patient=ClearedPatientFactory(clinic=clinic),
             kind="medicine",
             starts_at=NINE,
             room=RoomFactory(clinic=clinic, kind=RoomKind.DOSING_ROOM),
@@ -300,7 +310,7 @@ def test_capacity_lowered_to_one_refused_while_patients_overlap(clinic) -> None:
 def test_escort_recorded_then_confirmed(clinic) -> None:
     dosing = RoomFactory(clinic=clinic, kind=RoomKind.DOSING_ROOM)
     session = services.session_create(
-        patient=PatientFactory(clinic=clinic),
+        patient=ClearedPatientFactory(clinic=clinic),
         kind="medicine",
         starts_at=NINE,
         room=dosing,
@@ -321,7 +331,7 @@ def test_escort_recorded_then_confirmed(clinic) -> None:
 
 
 def test_escort_only_for_medicine_sessions(clinic, therapy_room, therapist) -> None:
-    session = _integration(PatientFactory(clinic=clinic), therapy_room, [therapist])
+    session = _integration(ClearedPatientFactory(clinic=clinic), therapy_room, [therapist])
     with pytest.raises(RuleViolation) as caught:
         services.session_escort_set(session, name="Robin", phone="+1415", is_confirmed=True)
     assert caught.value.violations[0]["rule"] == "escort_for_medicine_only"

@@ -13,10 +13,9 @@ from protocols.models import RuleType
 from scheduling import enforcement, services
 from scheduling.models import Reminder, Session, StaffAlert
 from tests.factories import (
+    ClearedPatientFactory,
     EscortFactory,
-    PatientFactory,
     ProtocolRuleFactory,
-    ScreeningFactory,
     TreatmentSeriesFactory,
     aware,
 )
@@ -37,9 +36,11 @@ def _completed(session: Session) -> Session:
 
 
 def test_a_session_not_checked_in_in_time_is_marked_no_show_once():
-    patient = PatientFactory(clinic__no_show_after_minutes=30)
+    patient = ClearedPatientFactory(clinic__no_show_after_minutes=30)
     late = _book(patient, "integration", aware(2026, 3, 3, 10))
-    arrived = _book(PatientFactory(clinic=patient.clinic), "integration", aware(2026, 3, 3, 10))
+    arrived = _book(
+        ClearedPatientFactory(clinic=patient.clinic), "integration", aware(2026, 3, 3, 10)
+    )
     services.session_check_in(arrived, now=aware(2026, 3, 3, 10, 5))
 
     assert enforcement.no_shows_mark(now=aware(2026, 3, 3, 10, 29)) == []
@@ -57,7 +58,7 @@ def test_a_session_not_checked_in_in_time_is_marked_no_show_once():
 
 
 def test_a_completed_medicine_session_without_integration_alerts_its_therapist_and_the_front_desk():
-    patient = PatientFactory(full_name="Ada Lovelace")
+    patient = ClearedPatientFactory(full_name="Ada Lovelace")
     medicine = _completed(_book(patient, "medicine", aware(2026, 3, 3, 9)))
     therapist = medicine.staff_holds.get(role=Role.THERAPIST).staff
 
@@ -77,9 +78,9 @@ def test_a_completed_medicine_session_without_integration_alerts_its_therapist_a
 
 
 def test_an_integration_booked_inside_the_window_means_no_alert_and_one_outside_it_does():
-    inside = PatientFactory()
+    inside = ClearedPatientFactory()
     _book(inside, "integration", aware(2026, 3, 10, 15))  # day 7: the last day of the window
-    outside = PatientFactory(clinic=inside.clinic)
+    outside = ClearedPatientFactory(clinic=inside.clinic)
     _book(outside, "integration", aware(2026, 3, 11, 9))  # day 8
     _completed(_book(inside, "medicine", aware(2026, 3, 3, 9)))
     late = _completed(_book(outside, "medicine", aware(2026, 3, 3, 9)))
@@ -90,7 +91,7 @@ def test_an_integration_booked_inside_the_window_means_no_alert_and_one_outside_
 
 
 def test_the_protocols_own_max_gap_sets_the_window():
-    patient = PatientFactory()
+    patient = ClearedPatientFactory()
     series = TreatmentSeriesFactory(patient=patient)
     ProtocolRuleFactory(
         version=series.protocol_version,
@@ -99,26 +100,25 @@ def test_the_protocols_own_max_gap_sets_the_window():
         before="integration",
         days=3,
     )
-    _book(patient, "integration", aware(2026, 3, 7, 9), series=series)  # day 4
     medicine = _completed(_book(patient, "medicine", aware(2026, 3, 3, 9), series=series))
+    _book(patient, "integration", aware(2026, 3, 7, 9))  # day 4, booked outside the series
 
     enforcement.integration_overdue_scan(now=aware(2026, 3, 3, 12))
 
-    assert (
-        StaffAlert.objects.filter(session=medicine, target_role="front_desk")
-        .get()
-        .message.endswith("before 2026-03-07 00:00.")
-    )
+    alert = StaffAlert.objects.get(session=medicine, target_role="front_desk")
+    assert alert.message.endswith("before 2026-03-07 00:00.")
 
 
 def test_a_medicine_session_past_the_screening_is_flagged_once():
-    patient = PatientFactory(full_name="Ada Lovelace")
-    ScreeningFactory(
-        patient=patient, screened_on=dt.date(2026, 1, 5), valid_until=dt.date(2026, 3, 9)
-    )
+    # given medicine sessions booked while the clearance covered them, and then the prescriber
+    # shortened it (a new finding) or it never came from a prescriber
+    patient = ClearedPatientFactory(full_name="Ada Lovelace")
     covered = _book(patient, "medicine", aware(2026, 3, 9, 9))
     lapsed = _book(patient, "medicine", aware(2026, 3, 12, 9))
-    unscreened = _book(PatientFactory(clinic=patient.clinic), "medicine", aware(2026, 3, 12, 9))
+    other = ClearedPatientFactory(clinic=patient.clinic)
+    unscreened = _book(other, "medicine", aware(2026, 3, 12, 9))
+    patient.screenings.update(valid_until=dt.date(2026, 3, 9))
+    other.screenings.all().delete()
 
     raised = enforcement.screening_expiry_scan(now=BOOKED_AT)
     again = enforcement.screening_expiry_scan(now=BOOKED_AT + dt.timedelta(hours=1))
@@ -137,13 +137,13 @@ def test_a_medicine_session_past_the_screening_is_flagged_once():
 
 def test_an_unconfirmed_ride_home_alerts_the_front_desk_hours_before(settings):
     settings.ESCORT_ALERT_HOURS_BEFORE = 18
-    clinic_patient = PatientFactory(full_name="Ada Lovelace")
+    clinic_patient = ClearedPatientFactory(full_name="Ada Lovelace")
     nobody = _book(clinic_patient, "medicine", aware(2026, 3, 4, 10))
     unconfirmed = _book(
-        PatientFactory(clinic=clinic_patient.clinic), "medicine", aware(2026, 3, 4, 10)
+        ClearedPatientFactory(clinic=clinic_patient.clinic), "medicine", aware(2026, 3, 4, 10)
     )
     confirmed = _book(
-        PatientFactory(clinic=clinic_patient.clinic), "medicine", aware(2026, 3, 4, 10)
+        ClearedPatientFactory(clinic=clinic_patient.clinic), "medicine", aware(2026, 3, 4, 10)
     )
     EscortFactory(session=unconfirmed, name="Grace Hopper", is_confirmed=False)
     EscortFactory(session=confirmed, is_confirmed=True, confirmed_at=BOOKED_AT)

@@ -1,4 +1,6 @@
-"""Re-validation of whole series with the rules engine (``protocols.rules.evaluate``)."""
+"""Re-validation of whole series with the rules engine (``protocols.rules.evaluate``): booked
+series are valid when booked (the services refuse anything else), so a violation appears later,
+when the world changes under a series, e.g. a prescriber shortens a clearance."""
 
 from __future__ import annotations
 
@@ -9,14 +11,12 @@ import time_machine
 
 from clinic.models import Role
 from protocols.models import RuleType
-from scheduling import services, tasks
+from scheduling import tasks
 from scheduling.models import StaffAlert, TreatmentSeries
 from scheduling.revalidation import series_revalidate
 from tests.factories import (
-    ConsentFactory,
-    PatientFactory,
+    ClearedPatientFactory,
     ProtocolRuleFactory,
-    ScreeningFactory,
     TreatmentSeriesFactory,
     aware,
 )
@@ -28,11 +28,7 @@ CHECKED_AT = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def series() -> TreatmentSeries:
-    patient = PatientFactory(full_name="Ada Lovelace")
-    ScreeningFactory(
-        patient=patient, screened_on=dt.date(2026, 1, 5), valid_until=dt.date(2026, 7, 5)
-    )
-    ConsentFactory(patient=patient)
+    patient = ClearedPatientFactory(full_name="Ada Lovelace")
     series = TreatmentSeriesFactory(patient=patient)
     ProtocolRuleFactory(
         version=series.protocol_version,
@@ -43,18 +39,26 @@ def series() -> TreatmentSeries:
     )
     with time_machine.travel(CHECKED_AT - dt.timedelta(hours=1), tick=False):
         book(patient, "medicine", aware(2026, 3, 10, 9), series=series)
+        book(patient, "integration", aware(2026, 3, 11, 15), series=series)
     return series
 
 
+def test_a_valid_series_has_no_violations(series: TreatmentSeries) -> None:
+    assert series_revalidate(series, now=CHECKED_AT) == []
+
+    series.refresh_from_db()
+    assert (series.violations, series.violations_checked_at) == ([], CHECKED_AT)
+    assert StaffAlert.objects.count() == 0
+
+
 def test_a_new_violation_is_stored_and_alerts_the_front_desk_once(series: TreatmentSeries) -> None:
-    with time_machine.travel(CHECKED_AT - dt.timedelta(hours=1), tick=False):
-        book(series.patient, "integration", aware(2026, 3, 10, 15), series=series)  # same day
+    series.patient.screenings.update(valid_until=dt.date(2026, 3, 1))  # clearance cut short
 
     first = series_revalidate(series, now=CHECKED_AT)
     second = series_revalidate(series, now=CHECKED_AT + dt.timedelta(minutes=5))
 
     series.refresh_from_db()
-    assert [v["rule"] for v in first] == ["min_gap"]
+    assert [v["rule"] for v in first] == ["screening_gate"]
     assert second == first == series.violations
     assert series.violations_checked_at == CHECKED_AT + dt.timedelta(minutes=5)
     alert = StaffAlert.objects.get()
@@ -66,18 +70,19 @@ def test_a_new_violation_is_stored_and_alerts_the_front_desk_once(series: Treatm
     assert alert.message.startswith("Ada Lovelace's series (")
 
 
-def test_a_fixed_series_has_no_violations_and_raises_nothing(series: TreatmentSeries) -> None:
-    with time_machine.travel(CHECKED_AT - dt.timedelta(hours=1), tick=False):
-        integration = book(series.patient, "integration", aware(2026, 3, 10, 15), series=series)
+def test_a_violation_that_is_fixed_and_comes_back_is_alerted_again(
+    series: TreatmentSeries,
+) -> None:
+    screenings = series.patient.screenings
+    screenings.update(valid_until=dt.date(2026, 3, 1))
     series_revalidate(series, now=CHECKED_AT)
+    screenings.update(valid_until=dt.date(2026, 7, 5))
+    assert series_revalidate(series, now=CHECKED_AT + dt.timedelta(hours=1)) == []
 
-    services.session_cancel(integration, reason="Booked on the wrong day", now=CHECKED_AT)
-    with time_machine.travel(CHECKED_AT, tick=False):
-        book(series.patient, "integration", aware(2026, 3, 11, 15), series=series)
-    found = series_revalidate(series, now=CHECKED_AT + dt.timedelta(minutes=1))
+    screenings.update(valid_until=dt.date(2026, 3, 1))
+    series_revalidate(series, now=CHECKED_AT + dt.timedelta(hours=2))
 
-    assert found == []
-    assert StaffAlert.objects.count() == 1  # only the first appearance
+    assert StaffAlert.objects.count() == 2
 
 
 def test_the_nightly_task_checks_every_active_series(series: TreatmentSeries) -> None:

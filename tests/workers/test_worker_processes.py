@@ -17,16 +17,15 @@ import pytest
 import redis
 from django.apps import apps as django_apps
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from clinic.celery import app
 from scheduling import services
-from scheduling.hooks import session_changed
-from scheduling.models import Reminder, Session
+from scheduling.models import Reminder
 from scheduling.notifications.files import safe_name
 from tests.factories import (
+    ClearedPatientFactory,
     ClinicFactory,
     PatientFactory,
     ReminderFactory,
@@ -89,6 +88,13 @@ def due_reminders(count: int, *, channels: tuple[str, ...] = ("email", "sms")) -
             )
             keys.append(reminder.key)
     return keys
+
+
+def zone_at_midday(moment: dt.datetime) -> str:
+    """A fixed-offset zone in which ``moment`` falls between 11:00 and 13:00 local time."""
+    offset = 12 - moment.astimezone(dt.UTC).hour
+    offset = offset - 24 if offset > 14 else offset
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 def dispatch(broker: str) -> None:
@@ -185,29 +191,26 @@ def test_reminders_are_sent_exactly_once_across_a_redis_restart(
 def test_a_moved_sessions_old_reminder_and_a_cancelled_sessions_reminder_are_never_sent(
     tmp_path: Path, broker_url: str, processes: list[Process]
 ) -> None:
-    # given three integration sessions whose 24 h reminders fall due 5 seconds from now
-    clinic = ClinicFactory()
+    # given three integration sessions whose 24 h reminders fall due 5 seconds from now, in a
+    # clinic whose zone puts that moment in its opening hours whenever the test runs
+    starts_at = (timezone.now() + dt.timedelta(hours=24, seconds=5)).replace(microsecond=0)
+    clinic = ClinicFactory(
+        timezone=zone_at_midday(starts_at),
+        opening_hours=[(day, dt.time(8), dt.time(18)) for day in range(7)],
+    )
     ReminderPolicyFactory(
         clinic=clinic,
         schedule={"integration": [{"hours_before": 24, "channels": ["preferred"]}]},
         quiet_start=dt.time(0),
         quiet_end=dt.time(0),
     )
-    starts_at = (timezone.now() + dt.timedelta(hours=24, seconds=5)).replace(microsecond=0)
     kept, moved, cancelled = (
-        book(PatientFactory(clinic=clinic), "integration", starts_at) for _ in range(3)
+        book(ClearedPatientFactory(clinic=clinic), "integration", starts_at) for _ in range(3)
     )
     old_key = Reminder.objects.get(session=moved).key
 
     # when one is moved two days later and one is cancelled before their reminders are due
-    with transaction.atomic():
-        Session.objects.filter(pk=moved.pk).update(
-            starts_at=starts_at + dt.timedelta(days=2),
-            ends_at=moved.ends_at + dt.timedelta(days=2),
-            room_released_at=moved.room_released_at + dt.timedelta(days=2),
-        )
-        moved.refresh_from_db()
-        session_changed(moved)
+    services.session_reschedule(moved, starts_at=starts_at + dt.timedelta(days=2))
     services.session_cancel(cancelled, reason="Patient travelling")
 
     outbox = tmp_path / "outbox"
