@@ -1104,19 +1104,51 @@ def _conflicts(protocol: ProtocolSpec, counts: Mapping[str, int]) -> list[str]:
                     f"rules[{n}]: min_gap of {low.hours} hours is longer than the max_gap of "
                     f"{high.hours} hours in rules[{m}]"
                 )
-    interleaved = {(r.after, r.before) for r in protocol.rules if r.type == "each_followed_by"}
+    comes_before = _precedes_closure(protocol.rules)
     for n, rule in enumerate(protocol.rules):
-        if rule.type != "precedes":
+        a, b = rule.after, rule.before
+        if rule.type != "each_followed_by" or a == b:
             continue
-        if (rule.after, rule.before) in interleaved and counts.get(rule.after, 0) > 1:
+        if a in comes_before.get(b, ()):
             problems.append(
-                f"rules[{n}]: every {rule.after} session cannot precede the first "
-                f"{rule.before} session when each {rule.after} is followed by a {rule.before}"
+                f"rules[{n}]: each {a} session cannot be followed by {_article(b)} {b} session "
+                f"when every {b} session must come before the first {a} session"
+            )
+        elif b in comes_before.get(a, ()) and counts.get(a, 0) > 1:
+            problems.append(
+                f"rules[{n}]: each {a} session cannot be followed by {_article(b)} {b} session "
+                f"before the next {a} when every {a} session must come before the first {b} "
+                "session"
             )
     order = [(r.after, r.before) for r in protocol.rules if r.type == "precedes"]
     if _has_cycle(order):
         problems.append("rules: the precedes rules form a cycle")
+    followed = [(r.after, r.before) for r in protocol.rules if r.type == "each_followed_by"]
+    if _has_cycle(followed):
+        problems.append(
+            "rules: the each_followed_by rules form a cycle, so the last of those sessions "
+            "can never be followed"
+        )
     return problems
+
+
+def _precedes_closure(rules: Iterable[Rule]) -> dict[str, set[str]]:
+    """For each kind, the kinds whose first session every session of it must precede."""
+    direct: dict[str, set[str]] = defaultdict(set)
+    for rule in rules:
+        if rule.type == "precedes" and rule.after != rule.before:
+            direct[rule.after].add(rule.before)
+    closure: dict[str, set[str]] = {}
+    for kind in list(direct):
+        reached: set[str] = set()
+        frontier = list(direct[kind])
+        while frontier:
+            nxt = frontier.pop()
+            if nxt not in reached:
+                reached.add(nxt)
+                frontier.extend(direct.get(nxt, ()))
+        closure[kind] = reached
+    return closure
 
 
 def _has_cycle(edges: Sequence[tuple[str, str]]) -> bool:

@@ -1,81 +1,34 @@
-"""Demo sessions for ``seed_demo``: a few weeks of series around today, some already completed."""
+"""Demo series for ``seed_demo``: every demo patient's course booked through ``series_book``,
+starting over the past two weeks, so some sessions are already done and most are ahead."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
 
-from clinic.errors import ResourceConflict, RuleViolation
-from clinic.models import Clinic, Patient, StaffMember
+from clinic.models import Clinic
+from integration.demo import medicine_session_demo_complete
 from protocols.models import ProtocolVersion
-from protocols.selectors import step_for_kind
+from protocols.rules import day_start
 
 from . import services
-from .models import Session, TreatmentSeries
+from .models import SessionKind
 
 PROTOCOL_FOR_PATIENT = {
     **dict.fromkeys(range(0, 8), "IV ketamine infusion induction"),
     **dict.fromkeys(range(8, 16), "Ketamine-assisted psychotherapy"),
-    **dict.fromkeys(range(16, 20), "Maintenance booster infusion"),
+    **dict.fromkeys(range(16, 18), "KAP short course"),
+    **dict.fromkeys(range(18, 20), "Maintenance booster infusion"),
 }
 
 
-def _sequence(version: ProtocolVersion) -> list[tuple[str, int]]:
-    """(kind, days after the previous session) for the whole series, in time order."""
-    kinds = {step.kind: step.count for step in version.steps.all()}
-    plan: list[tuple[str, int]] = [("screening", 0)] if "screening" in kinds else []
-    plan += [("preparation", 1)] * kinds.get("preparation", 0)
-    integrations = kinds.get("integration", 0)
-    for n in range(kinds.get("medicine", 0)):
-        plan.append(("medicine", 2))
-        if n < integrations:
-            plan.append(("integration", 1))
-    return plan
-
-
-def _days_from(start: dt.date) -> Iterator[dt.date]:
-    day = start
-    while True:
-        if day.weekday() < 5:
-            yield day
-        day += dt.timedelta(days=1)
-
-
-def _book_first_fit(patient: Patient, series: TreatmentSeries, kind: str, day: dt.date) -> Session:
-    clinic = patient.clinic
-    step = step_for_kind(series.protocol_version, kind)
-    rooms = list(clinic.rooms.filter(kind=step.room_kind, is_active=True))
-    choices = [
-        list(StaffMember.objects.filter(clinic=clinic, role_grants__role=need.role, is_active=True))
-        for need in step.roles
-    ]
-    for candidate_day in itertools.islice(_days_from(day), 10):
-        for minutes in range(8 * 60, 16 * 60 + 1, 30):
-            starts_at = dt.datetime.combine(
-                candidate_day, dt.time(minutes // 60, minutes % 60), tzinfo=clinic.tz
-            )
-            for room in rooms:
-                for staff in itertools.product(*choices):
-                    try:
-                        return services.session_create(
-                            patient=patient,
-                            kind=kind,
-                            starts_at=starts_at,
-                            room=room,
-                            staff=list(staff),
-                            series=series,
-                        )
-                    except (ResourceConflict, RuleViolation):
-                        continue
-    raise RuntimeError(f"No room for the demo {kind} session of {patient} near {day}")
-
-
 def demo_sessions_book(clinic: Clinic, progress: Callable[[str], None]) -> int:
-    """Book each demo patient's series once; patients who already have a series are left alone."""
+    """Book each demo patient's series once; patients who already have a series are left alone.
+    Sessions that have already ended are walked through check-in to completion (a medicine
+    session through its escort, vital signs, dose and discharge)."""
     today = timezone.localdate(timezone=clinic.tz)
     now = timezone.now()
     booked = 0
@@ -90,16 +43,23 @@ def demo_sessions_book(clinic: Clinic, progress: Callable[[str], None]) -> int:
         )
         if version is None:
             continue
+        start = today - dt.timedelta(days=14) + dt.timedelta(days=index % 8 * 2)
         with transaction.atomic():
-            series = TreatmentSeries.objects.create(patient=patient, protocol_version=version)
-            day = today - dt.timedelta(days=14) + dt.timedelta(days=index % 8 * 2)
-            for kind, gap in _sequence(version):
-                day += dt.timedelta(days=gap)
-                session = _book_first_fit(patient, series, kind, day)
-                day = timezone.localtime(session.starts_at, clinic.tz).date()
-                if session.ends_at < now:
+            series = services.series_book(
+                patient=patient,
+                protocol_version=version,
+                earliest_start=start,
+                now=day_start(start, clinic.tz),
+            )
+            for session in series.sessions.order_by("starts_at"):
+                if session.ends_at >= now:
+                    continue
+                if session.kind == SessionKind.MEDICINE:
+                    medicine_session_demo_complete(session)
+                else:
                     services.session_check_in(session, now=session.starts_at)
                     services.session_complete(session, now=session.ends_at)
-                booked += 1
-        progress(f"{patient.full_name}: {series.sessions.count()} sessions of {version}")
+            count = series.sessions.count()
+        booked += count
+        progress(f"{patient.full_name}: {count} sessions of {version}")
     return booked

@@ -7,22 +7,29 @@ of a protocol goes, and why nothing fits when nothing does. Rule semantics live 
 which start times keep a pair valid (``later_start_bounds`` / ``earlier_start_bounds``), and checks
 every finished plan with ``evaluate(..., require_complete=True)``.
 
-Inputs
-    Every datetime is aware. ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by
-    start (``ORDER BY starts_at``): they are searched with ``bisect`` and never scanned, so 100k
-    intervals cost the same as 100. They may overlap each other. Room ``busy`` includes each hold's
-    turnover; staff ``busy`` is one interval per existing assignment. Staff with no
-    ``working_hours`` work whenever the clinic is open. Busy lists must contain the holds of
-    ``PlanRequest.fixed`` sessions (they are booked) and must not contain the holds of sessions
-    being re-placed (``replan_after``'s ``moved`` old time and ``later``).
+Inputs and outputs
+    Every datetime is aware. Every datetime the planner returns is a UTC instant: an aware
+    datetime on a repeated or skipped wall-clock hour never compares equal to one in another
+    zone (PEP 495), so local times are for display only (``.astimezone(calendar.tz)``).
+    ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by start
+    (``ORDER BY starts_at``); they may overlap each other. They are searched with
+    ``bisect``: the only linear work is one C-level ``max`` per list over the intervals that
+    start before the planning window, plus one per 64 intervals the search actually reaches.
+    Room ``busy`` includes each hold's turnover; staff ``busy`` is one interval per existing
+    assignment. Staff with no ``working_hours`` work whenever the clinic is open. Busy lists
+    must contain the holds of ``PlanRequest.fixed`` sessions (they are booked) and must not
+    contain the holds of sessions being re-placed (``replan_after``'s ``moved`` old time and
+    ``later``).
 
 Session order
-    ``session_order`` derives it from the protocol: steps in listed order, a screening step first,
-    kinds linked by ``each_followed_by(A, B, at_least=n)`` interleaved (A, n x B, A, n x B, ...,
-    leftover B's after the last A), and groups ordered so every ``precedes`` rule holds. The plan
-    is a chain in that order: each session starts when the previous one has ended or later. Fixed
-    sessions (already booked) take the earliest positions of the order their kinds and time
-    order allow; the new sessions fill the other positions, also between fixed ones.
+    ``session_order`` derives it from the protocol: steps in listed order, a screening step first
+    (unless a rule puts something before it), kinds linked by ``each_followed_by(A, B,
+    at_least=n)`` interleaved (A, n x B, A, n x B, ..., leftover B's after the last A; chains
+    A -> B -> C nest), and groups ordered so every ``precedes`` rule holds. A kind that must
+    follow two different kinds is not supported: ``plan_series`` says ``protocol_order``. The
+    plan is a chain in that order: each session starts when the previous one has ended or
+    later. Fixed sessions (already booked) take the earliest positions of the order their kinds
+    and time order allow; the new sessions fill the other positions, also between fixed ones.
 
 Algorithm (earliest finish for that order)
     Every rule, restricted to a chain, is a constraint between two positions p < q of one of two
@@ -35,12 +42,12 @@ Algorithm (earliest finish for that order)
     The planner places positions in order, each at the earliest slot-boundary start that passes
     the filters and all lower bounds (``_Search.earliest``: a loop of ``bisect`` queries that
     jumps straight past whatever is busy: the patient, every room of the kind, every staff
-    member of each role, instead of trying slots one by one). If that start breaks an upper bound
-    g(start of p) from an earlier new session p, no plan can keep p where it is: every valid plan
-    has q at or after the earliest start t just found (see below), so p must start where g(p) > t.
-    That becomes p's new lower bound and the search resumes from p. Bounds only grow and the
-    horizon is finite, so this ends; an upper bound from a fixed session that cannot be met, or
-    no start before the horizon, means there is no plan, and the reason is reported.
+    member of each role, instead of trying slots one by one). If that start t breaks an upper
+    bound g(start of p) from an earlier new session p, no valid plan keeps p where it is: every
+    valid plan has q at t or later (see below), so p must start where g(p) > t. That becomes p's
+    new lower bound and the search resumes from p. Bounds only grow and the horizon is finite,
+    so this ends. An upper bound from a fixed session that cannot be met, or no start before
+    the horizon, means there is no plan, and the reason is reported.
 
     Why it is the earliest finish: by induction every placed start is the smallest start any
     valid plan can give that position under the lower bounds found so far (lower-bound
@@ -50,7 +57,8 @@ Algorithm (earliest finish for that order)
     it; in particular the last one finishes as early as possible. The one coupling the argument
     leaves out is a room's turnover right after the patient's own previous session in the same
     room: it is always respected, but if it is the only thing in the way the plan may end later
-    than an optimal one that picked another room for the earlier session.
+    than an optimal one that picked another room for the earlier session. (The tests compare
+    the finish with a brute-force search over every series on small clinics.)
 
     Costs: each ``earliest`` call is O((rooms + staff) * log n) per jump, and jumps land only on
     ends of busy intervals, opening times or the next slot; the result is checked once with
@@ -58,11 +66,20 @@ Algorithm (earliest finish for that order)
 
 Clinicians
     Each session gets a room of its room kind and one distinct staff member per ``StepRole``.
-    ``Preferences.therapist_id`` is used whenever feasible; otherwise the planner keeps the same
-    therapist across the series: it first looks for one therapist free at every planned time,
-    then for one who can take a whole series that ends just as early, and only then picks per
-    session (the therapist free for the most sessions first). Keeping a therapist never makes
-    the series end later.
+    With ``Preferences.therapist_id`` the planner first gives that therapist every therapist
+    role at the planned times, else looks for a plan with them throughout that ends just as
+    early; failing both, they take every session they are free for and the rest go to the
+    therapist free for the most of them. Without a wish the same two attempts run for the
+    therapists free at the most planned times (the whole-series one for the first three, ties
+    going to whoever already sees the patient in fixed sessions), and only then is the choice
+    made per session. Keeping a therapist never makes the series end later.
+
+Re-planning
+    ``replan_after`` runs the same search with each later session's current start as its lower
+    bound: a session stays when its time is still valid (even off the slot grid and outside
+    the patient's preferences, which only steer sessions that must move) and otherwise moves to
+    the earliest valid slot after it, so each session moves as little as any valid cascade
+    allows.
 """
 
 from __future__ import annotations
@@ -181,7 +198,8 @@ class StaffHold:
 @dataclass(frozen=True, slots=True)
 class PlannedSession:
     """``index`` is the session's position in the series order (``session_order``); for
-    ``replan_after`` it is the position in ``later``. Datetimes are in the clinic's zone."""
+    ``replan_after`` it is the position in ``later``. Datetimes are UTC instants (see the
+    module docstring)."""
 
     index: int
     kind: str
@@ -204,7 +222,8 @@ class Plan:
 @dataclass(frozen=True, slots=True)
 class PlanRequest:
     """``fixed``: sessions this series already holds that stay where they are. Every new session
-    starts on ``earliest_start`` or later and before ``earliest_start + horizon_days``."""
+    starts on ``earliest_start`` or later (and not before ``not_before``, e.g. now, when
+    planning from today) and before ``earliest_start + horizon_days``."""
 
     protocol: ProtocolSpec
     earliest_start: date
@@ -214,6 +233,14 @@ class PlanRequest:
     horizon_days: int = 120
     slot_minutes: int = 15
     fixed: tuple[SessionFact, ...] = ()
+    not_before: datetime | None = None
+
+    def first_start(self, tz: ZoneInfo) -> datetime:
+        """The earliest instant a new session may start."""
+        start = day_start(self.earliest_start, tz)
+        if self.not_before is None:
+            return start
+        return max(start, require_aware(self.not_before, "not_before").astimezone(UTC))
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,46 +249,91 @@ class PlanRequest:
 
 
 def session_order(protocol: ProtocolSpec) -> tuple[str, ...]:
-    """The kinds of a complete series, in the order the planner books them."""
+    """The kinds of a complete series, in the order the planner books them.
+
+    ``each_followed_by(A, B, at_least=n)`` makes B a follower of A: each A is followed by n B's
+    (while B's remain), and each of those by its own followers (chains such as preparation ->
+    integration -> follow-up work the same way); B's left over come after the last A. A kind
+    follows one kind only: the first such rule wins, later ones are left to ``evaluate``.
+    """
     counts: dict[str, int] = {}
     listed: list[str] = []
     for step in protocol.steps:
         if step.kind not in counts:
             listed.append(step.kind)
         counts[step.kind] = counts.get(step.kind, 0) + step.count
-    follows: dict[str, tuple[str, int]] = {}
-    followers: set[str] = set()
+    follows: dict[str, list[tuple[str, int]]] = {}
+    leader: dict[str, str] = {}
     for rule in protocol.rules:
         a, b = rule.after, rule.before
         if rule.type != "each_followed_by" or a == b or a not in counts or b not in counts:
             continue
-        if a in follows or a in followers or b in followers or b in follows:
+        if b in leader or a in _followers_below(follows, b):
             continue
-        follows[a] = (b, rule.at_least if rule.at_least is not None else 1)
-        followers.add(b)
-    units = [kind for kind in listed if kind not in followers]
-    unit_of = {kind: kind for kind in units}
-    unit_of.update({b: a for a, (b, _) in follows.items()})
+        follows.setdefault(a, []).append((b, rule.at_least if rule.at_least is not None else 1))
+        leader[b] = a
+    units = [kind for kind in listed if kind not in leader]
+
+    def root(kind: str) -> str:
+        while kind in leader:
+            kind = leader[kind]
+        return kind
+
     edges: set[tuple[str, str]] = set()
     for rule in protocol.rules:
-        if rule.type == "precedes" and rule.after in unit_of and rule.before in unit_of:
-            edges.add((unit_of[rule.after], unit_of[rule.before]))
-    if "screening" in units:
-        edges.update(("screening", unit) for unit in units if unit != "screening")
+        if (
+            rule.type == "precedes"
+            and rule.after in counts
+            and rule.before in counts
+            and root(rule.after) != root(rule.before)
+        ):
+            edges.add((root(rule.after), root(rule.before)))
+    if "screening" in units:  # screening first, unless a rule says otherwise
+        edges.update(
+            ("screening", unit)
+            for unit in units
+            if unit != "screening" and "screening" not in _reachable(edges, unit)
+        )
+    remaining = dict(counts)
     kinds: list[str] = []
+
+    def emit(kind: str) -> None:
+        kinds.append(kind)
+        remaining[kind] -= 1
+        for follower, per_session in follows.get(kind, ()):
+            for _ in range(min(per_session, remaining[follower])):
+                emit(follower)
+
     for unit in _stable_topological(units, edges):
-        if unit not in follows:
-            kinds.extend([unit] * counts[unit])
-            continue
-        follower, per_session = follows[unit]
-        remaining = counts[follower]
-        for _ in range(counts[unit]):
-            kinds.append(unit)
-            taken = min(per_session, remaining)
-            kinds.extend([follower] * taken)
-            remaining -= taken
-        kinds.extend([follower] * remaining)
+        for kind in [unit, *_followers_below(follows, unit)]:
+            while remaining[kind] > 0:
+                emit(kind)
     return tuple(kinds)
+
+
+def _followers_below(follows: dict[str, list[tuple[str, int]]], kind: str) -> list[str]:
+    """Every kind that follows ``kind`` directly or through other followers, nearest first."""
+    found: list[str] = []
+    frontier = [kind]
+    while frontier:
+        current = frontier.pop(0)
+        for follower, _ in follows.get(current, ()):
+            if follower not in found and follower != kind:
+                found.append(follower)
+                frontier.append(follower)
+    return found
+
+
+def _reachable(edges: set[tuple[str, str]], start: str) -> set[str]:
+    reached: set[str] = set()
+    frontier = [start]
+    while frontier:
+        node = frontier.pop()
+        for a, b in edges:
+            if a == node and b not in reached:
+                reached.add(b)
+                frontier.append(b)
+    return reached
 
 
 def _stable_topological(nodes: Sequence[str], edges: set[tuple[str, str]]) -> list[str]:
@@ -293,23 +365,38 @@ class _Timeline:
     """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
 
     The maximum end over a prefix tells whether anything that started before a point is still
-    running there, whatever the intervals' lengths and overlaps. Prefix maxima are kept per
-    chunk of ``_CHUNK`` intervals from the first interval the planner can reach
-    (``window_start``) and computed only as far as queries go; everything before that window
-    is folded into one C-level ``max``.
+    running there, whatever the intervals' lengths and overlaps. Maxima are kept per chunk of
+    ``_CHUNK`` intervals from the first interval the planner can reach (``window_start``) and
+    computed only as far as queries go; everything before that window is folded into one
+    C-level ``max``.
     """
 
-    __slots__ = ("_base", "_items", "_prefix")
+    __slots__ = ("_base", "_chunk_max", "_items", "_prefix")
     _CHUNK = 64
 
     def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
         self._items = items
         self._base = bisect_left(items, window_start, key=_START) if items else 0
-        # _prefix[c]: latest end among items[: base + c * _CHUNK]; [0] covers all history.
+        # _prefix[c]: latest end among items[: base + c * _CHUNK] ([0] is all history);
+        # _chunk_max[c]: latest end among the c-th chunk, items[base + c * _CHUNK :][:_CHUNK].
         self._prefix: list[datetime | None] = []
+        self._chunk_max: list[datetime | None] = []
 
     def __bool__(self) -> bool:
         return bool(self._items)
+
+    def _prefix_at(self, chunk: int) -> datetime | None:
+        """Latest end among ``items[: base + chunk * _CHUNK]``."""
+        prefix = self._prefix
+        items = self._items
+        if not prefix:
+            prefix.append(max(map(_END, items[: self._base]), default=None))
+        while len(prefix) <= chunk:
+            low = self._base + (len(prefix) - 1) * self._CHUNK
+            block = max(map(_END, items[low : low + self._CHUNK]), default=None)
+            self._chunk_max.append(block)
+            prefix.append(_later(prefix[-1], block))
+        return prefix[chunk]
 
     def _max_end_before(self, j: int) -> datetime | None:
         """Latest end among ``items[:j]``."""
@@ -318,18 +405,11 @@ class _Timeline:
         if j < base:  # a query before the window the planner was built for (rare)
             return max(map(_END, items[:j]), default=None)
         chunk = (j - base) // self._CHUNK
-        prefix = self._prefix
-        while len(prefix) <= chunk:
-            if not prefix:
-                prefix.append(max(map(_END, items[:base]), default=None))
-            else:
-                low = base + (len(prefix) - 1) * self._CHUNK
-                block = max(map(_END, items[low : low + self._CHUNK]), default=None)
-                prefix.append(_later(prefix[-1], block))
+        latest = self._prefix_at(chunk)
         low = base + chunk * self._CHUNK
         if low == j:
-            return prefix[chunk]
-        return _later(prefix[chunk], max(map(_END, items[low:j])))
+            return latest
+        return _later(latest, max(map(_END, items[low:j])))
 
     def first_free(self, t: datetime, length: timedelta) -> datetime:
         """Earliest s >= t with [s, s + length) clear of every interval.
@@ -344,25 +424,32 @@ class _Timeline:
             latest = self._max_end_before(j)
             if latest is None or latest <= t:
                 return t
-            t = latest
+            t = latest.astimezone(UTC)  # callers compare with ==, which PEP 495 breaks across zones
 
     def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
-        """Every interval overlapping [t0, t1)."""
+        """Every interval overlapping [t0, t1), walking back only through chunks that still
+        hold an interval running at ``t0``."""
         items = self._items
+        base = self._base
         found: list[Interval] = []
-        i = bisect_left(items, t1, key=_START) if items else 0
-        while i > 0:
-            if i <= self._base:
-                latest = self._max_end_before(i)
-                if latest is not None and latest > t0:  # something from long ago still runs
-                    found.extend(iv for iv in items[:i] if iv.end > t0)
-                break
-            low = self._base + (i - 1 - self._base) // self._CHUNK * self._CHUNK
-            found.extend(iv for iv in items[low:i] if iv.end > t0)
-            i = low
-            latest = self._max_end_before(i)
-            if latest is None or latest <= t0:
-                break
+        j = bisect_left(items, t1, key=_START) if items else 0
+        if j > base:
+            chunk = (j - 1 - base) // self._CHUNK
+            self._prefix_at(chunk + 1)
+            while chunk >= 0:
+                low = base + chunk * self._CHUNK
+                chunk_max = self._chunk_max[chunk]
+                if chunk_max is not None and chunk_max > t0:
+                    found.extend(iv for iv in items[low : min(j, low + self._CHUNK)] if iv.end > t0)
+                before = self._prefix[chunk]
+                if before is None or before <= t0:
+                    return found
+                chunk -= 1
+            j = base
+        if j > 0:
+            latest = self._max_end_before(j)
+            if latest is not None and latest > t0:  # something from long before still runs
+                found.extend(iv for iv in items[:j] if iv.end > t0)
         return found
 
     def first_saturated(
@@ -375,8 +462,8 @@ class _Timeline:
             return None
         points = sorted(
             {t0}
-            | {iv.start for iv in running if iv.start > t0}
-            | {iv.end for iv in running if iv.end < t1}
+            | {iv.start.astimezone(UTC) for iv in running if iv.start > t0}
+            | {iv.end.astimezone(UTC) for iv in running if iv.end < t1}
         )
         start: datetime | None = None
         for point in points:
@@ -384,8 +471,8 @@ class _Timeline:
             if start is None and depth >= capacity:
                 start = point
             elif start is not None and depth < capacity:
-                return start, point
-        return (start, t1) if start is not None else None
+                return start.astimezone(UTC), point.astimezone(UTC)
+        return (start.astimezone(UTC), t1) if start is not None else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,7 +595,11 @@ class _Staff:
             return "outside_working_hours"
         if self.time_off.first_free(t, length) != t:
             return "staff_time_off"
-        if self._busy_free(t, length) != t:
+        if self.capacity == 1:
+            at_capacity = self.busy.first_free(t, length) != t
+        else:
+            at_capacity = self.busy.first_saturated(t, t + length, self.capacity) is not None
+        if at_capacity:
             return "staff_capacity"
         return None
 
@@ -604,6 +695,8 @@ class _Search:
         self.gates = gates
         self._day_ok: dict[tuple[date, bool, bool], bool] = {}
         self._pref_window: dict[date, tuple[datetime | None, datetime | None]] = {}
+        self._offset_change: dict[date, bool] = {}
+        self._boundaries: dict[date, list[datetime]] = {}
 
     # -- candidate starts ----------------------------------------------------------------
 
@@ -664,23 +757,47 @@ class _Search:
 
     def _boundary_at_or_after(self, t: datetime, day: date) -> datetime | None:
         """The first local wall-clock multiple of ``slot_minutes`` on ``day`` at or after t."""
+        if self._offset_changes(day):
+            return next((start for start in self._day_boundaries(day) if start >= t), None)
         local = t.astimezone(self.tz)
         minute = local.hour * 60 + local.minute + (1 if local.second or local.microsecond else 0)
         if local.date() != day:
             minute = 0
         step = self.slot_minutes
         minute = -(-minute // step) * step
-        while minute < 1440:
-            wall = time(minute // 60, minute % 60)
-            for fold in (0, 1):
-                candidate = datetime.combine(day, wall, tzinfo=self.tz).replace(fold=fold)
-                if candidate.astimezone(UTC).astimezone(self.tz).time() != wall:
-                    continue  # a wall time skipped by a DST change
-                instant = candidate.astimezone(UTC)
-                if instant >= t:
-                    return instant
-            minute += step
-        return None
+        if minute >= 1440:
+            return None
+        return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self.tz).astimezone(
+            UTC
+        )
+
+    def _day_boundaries(self, day: date) -> list[datetime]:
+        """Every slot boundary of a day whose clock changes, in time order: wall times the
+        change skips are left out, wall times it repeats come twice."""
+        found = self._boundaries.get(day)
+        if found is None:
+            instants = set()
+            for minute in range(0, 1440, self.slot_minutes):
+                wall = time(minute // 60, minute % 60)
+                for fold in (0, 1):
+                    candidate = datetime.combine(day, wall, tzinfo=self.tz).replace(fold=fold)
+                    if candidate.astimezone(UTC).astimezone(self.tz).time() == wall:
+                        instants.add(candidate.astimezone(UTC))
+            found = sorted(instants)
+            self._boundaries[day] = found
+        return found
+
+    def _offset_changes(self, day: date) -> bool:
+        changes = self._offset_change.get(day)
+        if changes is None:
+            changes = (
+                day_start(day, self.tz).astimezone(self.tz).utcoffset()
+                != (day_start(day + timedelta(days=1), self.tz) - _INSTANT)
+                .astimezone(self.tz)
+                .utcoffset()
+            )
+            self._offset_change[day] = changes
+        return changes
 
     def fits_opening(self, start: datetime, need: _Need) -> bool:
         day = start.astimezone(self.tz).date()
@@ -995,12 +1112,15 @@ def plan_series(
             Violation("protocol_invalid", problem, (), "Correct the protocol and plan again.")
             for problem in problems
         )
+    unordered = _order_problems(protocol)
+    if unordered:
+        return _blocked_plan(unordered)
     tz = calendar.tz
     fixed = sorted(
         (_checked_fact(fact) for fact in request.fixed),
         key=lambda f: (f.starts_at.astimezone(UTC), f.ends_at.astimezone(UTC)),
     )
-    window_start = day_start(request.earliest_start, tz)
+    window_start = request.first_start(tz)
     limit = day_start(request.earliest_start + timedelta(days=request.horizon_days), tz)
     positions = _positions_for(protocol, fixed, request.gates is not None, window_start)
     shortages = _missing_resources(positions, rooms, staff)
@@ -1069,9 +1189,8 @@ def replan_after(
         range(len(later)), key=lambda n: _checked_fact(later[n]).starts_at.astimezone(UTC)
     )
     base_day = max(request.earliest_start, moved.starts_at.astimezone(tz).date())
-    window_start = min(
-        [day_start(request.earliest_start, tz)] + [fact.starts_at.astimezone(UTC) for fact in later]
-    )
+    first_start = request.first_start(tz)
+    window_start = min([first_start] + [fact.starts_at.astimezone(UTC) for fact in later])
     limit = day_start(base_day + timedelta(days=request.horizon_days), tz)
     labels = _Labels()
     positions = [_Position(fact.kind, labels(fact.kind), pinned=fact, index=-1) for fact in pinned]
@@ -1097,7 +1216,7 @@ def replan_after(
                 label,
                 need=_need_for_session(step, fact, request, therapist_first),
                 index=n,
-                lower=max(fact.starts_at.astimezone(UTC), day_start(request.earliest_start, tz)),
+                lower=max(fact.starts_at.astimezone(UTC), first_start),
             )
         )
     if unknown:
@@ -1148,7 +1267,7 @@ def free_starts(
 ) -> list[datetime]:
     """Every slot start from ``day_from`` to ``day_to`` (inclusive, local dates) where one
     session of the step fits; with ``staff_id`` that person must be one of its clinicians,
-    with ``room_id`` it must be in that room. Times are in the clinic's zone."""
+    with ``room_id`` it must be in that room. Times are UTC instants."""
     window_start = day_start(day_from, calendar.tz)
     limit = day_start(day_to + timedelta(days=1), calendar.tz)
     search = _Search(
@@ -1176,7 +1295,7 @@ def free_starts(
         while found is not None:
             starts.add(found[0])
             found = search.earliest(need, found[0] + _INSTANT, limit)
-    return [start.astimezone(calendar.tz) for start in sorted(starts)]
+    return sorted(starts)
 
 
 def place_session(
@@ -1241,12 +1360,11 @@ def place_session(
         0,
         step.kind,
         step.route,
-        local,
-        end_local,
+        start,
+        start + need.duration,
         room.id,
         tuple(
-            StaffHold(staff_id, role, local, (start + minutes).astimezone(tz))
-            for staff_id, role, minutes in holds
+            StaffHold(staff_id, role, start, start + minutes) for staff_id, role, minutes in holds
         ),
     )
 
@@ -1254,6 +1372,34 @@ def place_session(
 # --------------------------------------------------------------------------------------------
 # Helpers of the entry points
 # --------------------------------------------------------------------------------------------
+
+
+_STRUCTURAL_RULES = ("precedes", "each_followed_by")
+
+
+def _order_problems(protocol: ProtocolSpec) -> list[Violation]:
+    """The rules ``session_order`` cannot keep (a kind that must follow two different kinds)."""
+    structural = tuple(rule for rule in protocol.rules if rule.type in _STRUCTURAL_RULES)
+    if not structural:
+        return []
+    day = datetime(2000, 1, 1, tzinfo=UTC)
+    sessions = [
+        SessionFact(n, kind, day + timedelta(days=n), day + timedelta(days=n, minutes=1))
+        for n, kind in enumerate(session_order(protocol))
+    ]
+    broken = {
+        v.rule for v in evaluate(sessions, replace(protocol, rules=structural), ZoneInfo("UTC"))
+    }
+    return [
+        Violation(
+            "protocol_order",
+            f"No order of this protocol's sessions keeps its {rule} rules as the planner reads "
+            "them (a kind can follow only one other kind).",
+            (),
+            "Book the series session by session, or simplify the protocol's rules.",
+        )
+        for rule in sorted(broken)
+    ]
 
 
 def _checked_fact(fact: SessionFact) -> SessionFact:
@@ -1405,17 +1551,17 @@ def _planned_sessions(
     for position, placement in zip(chain.positions, result, strict=True):
         if position.pinned is not None or placement.assignment is None:
             continue
-        start = placement.start.astimezone(tz)
+        start = placement.start
         sessions.append(
             PlannedSession(
                 position.index,
                 position.kind,
                 position.need.route if position.need else "",
                 start,
-                placement.end.astimezone(tz),
+                placement.end,
                 placement.assignment.room_id,
                 tuple(
-                    StaffHold(staff_id, role, start, (placement.start + minutes).astimezone(tz))
+                    StaffHold(staff_id, role, start, start + minutes)
                     for staff_id, role, minutes in placement.assignment.staff
                 ),
             )
@@ -1426,6 +1572,10 @@ def _planned_sessions(
 # --------------------------------------------------------------------------------------------
 # Keeping one therapist
 # --------------------------------------------------------------------------------------------
+
+
+_WHOLE_SERIES_TRIES = 3
+"""Therapists (most often free at the planned times first) offered a whole re-planned series."""
 
 
 def _keep_one_therapist(
@@ -1445,47 +1595,69 @@ def _keep_one_therapist(
     ]
     if not with_therapist:
         return result
-    candidates = list(
-        dict.fromkeys(
-            (
-                *therapist_first,
-                *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles),
-            )
-        )
-    )
     current = {_therapist_of(result[k]) for k in with_therapist}
     if len(current) == 1 and (wished is None or wished in current):
         return result
-    # A wish is tried alone: the series goes to someone else only session by session.
-    whole_series = [wished] if wished is not None else candidates
-    for therapist in whole_series:
-        kept = _same_times_with(chain, search, limit, result, with_therapist, therapist)
-        if kept is not None:
-            return kept
-    for therapist in whole_series:
-        kept = _whole_series_with(chain, search, limit, result, with_therapist, therapist)
-        if kept is not None:
-            return kept
-    return _most_sessions_per_therapist(
-        chain, search, limit, result, with_therapist, candidates, wished
+    candidates = list(
+        dict.fromkeys(
+            (*therapist_first, *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles))
+        )
     )
+    free_at = _free_at_planned_times(chain, search, limit, result, with_therapist, candidates)
+    rank = {therapist: n for n, therapist in enumerate(candidates)}
+    by_coverage = sorted(candidates, key=lambda t: (-len(free_at[t]), rank[t]))
+    # A wish is tried alone: the series goes to someone else only session by session.
+    whole_series = [wished] if wished is not None else by_coverage
+    for therapist in whole_series:
+        if len(free_at.get(therapist, {})) == len(with_therapist):
+            return [free_at[therapist].get(k, placed) for k, placed in enumerate(result)]
+    # Only a plan whose last session starts no later can end as early: search no further.
+    last_start = max(placement.start for placement in result) + _INSTANT
+    for therapist in whole_series[:_WHOLE_SERIES_TRIES]:
+        kept = _whole_series_with(chain, search, min(limit, last_start), result, therapist)
+        if kept is not None:
+            return kept
+    return _most_sessions_per_therapist(result, with_therapist, free_at, by_coverage, wished)
 
 
-def _whole_series_with(
+def _free_at_planned_times(
     chain: _Chain,
     search: _Search,
     limit: datetime,
     result: list[_Placed],
     with_therapist: Sequence[int],
-    therapist: int,
+    candidates: Sequence[int],
+) -> dict[int, dict[int, _Placed]]:
+    """For each therapist, the planned sessions they can take as planned (same time and
+    room), with the clinicians that then fill the other roles."""
+    free_at: dict[int, dict[int, _Placed]] = {}
+    for therapist in candidates:
+        free_at[therapist] = {}
+        for k in with_therapist:
+            placement = result[k]
+            assert placement.assignment is not None
+            need = chain.positions[k].need
+            assert need is not None
+            pinned_room = replace(
+                need.only(therapist, role=CONTINUITY_ROLE),
+                room_ids=frozenset({placement.assignment.room_id}),
+            )
+            assignment, _ = search.probe(pinned_room, placement.start, limit, ())
+            if assignment is not None:
+                free_at[therapist][k] = _Placed(placement.start, placement.end, assignment)
+    return free_at
+
+
+def _whole_series_with(
+    chain: _Chain, search: _Search, limit: datetime, result: list[_Placed], therapist: int
 ) -> list[_Placed] | None:
     """A plan with ``therapist`` in every therapist role that ends no later than ``result``."""
     restricted = _Chain(
         [
             replace(p, need=p.need.only(therapist, role=CONTINUITY_ROLE))
-            if k in with_therapist and p.need is not None
+            if p.need is not None and any(role == CONTINUITY_ROLE for role, _ in p.need.roles)
             else p
-            for k, p in enumerate(chain.positions)
+            for p in chain.positions
         ],
         chain.tz,
         chain.rules,
@@ -1504,86 +1676,27 @@ def _therapist_of(placement: _Placed) -> int | None:
     )
 
 
-def _reassign_at(
-    search: _Search,
-    limit: datetime,
-    placement: _Placed,
-    need: _Need,
-    therapist: int,
-) -> _Placed | None:
-    assert placement.assignment is not None
-    pinned_room = replace(
-        need.only(therapist, role=CONTINUITY_ROLE),
-        room_ids=frozenset({placement.assignment.room_id}),
-    )
-    assignment, _ = search.probe(pinned_room, placement.start, limit, ())
-    if assignment is None:
-        return None
-    return _Placed(placement.start, placement.end, assignment)
-
-
-def _same_times_with(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
-    result: list[_Placed],
-    with_therapist: Sequence[int],
-    therapist: int,
-) -> list[_Placed] | None:
-    kept = list(result)
-    for k in with_therapist:
-        need = chain.positions[k].need
-        assert need is not None
-        moved = _reassign_at(search, limit, result[k], need, therapist)
-        if moved is None:
-            return None
-        kept[k] = moved
-    return kept
-
-
 def _most_sessions_per_therapist(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
     result: list[_Placed],
     with_therapist: Sequence[int],
-    candidates: Sequence[int],
+    free_at: dict[int, dict[int, _Placed]],
+    by_coverage: Sequence[int],
     wished: int | None,
 ) -> list[_Placed]:
     """Same times; the wished-for therapist wherever free, then whoever is free most often."""
-    options: dict[int, dict[int, _Placed]] = {}
-    for therapist in candidates:
-        for k in with_therapist:
-            need = chain.positions[k].need
-            assert need is not None
-            moved = _reassign_at(search, limit, result[k], need, therapist)
-            if moved is not None:
-                options.setdefault(therapist, {})[k] = moved
     kept = list(result)
     open_positions = set(with_therapist)
-    rank = {therapist: n for n, therapist in enumerate(candidates)}
-    while open_positions and options:
-        best = max(
-            options,
-            key=lambda t: (
-                t == wished and bool(open_positions & options[t].keys()),
-                len(open_positions & options[t].keys()),
-                -rank[t],
-            ),
-        )
-        covered = open_positions & options.pop(best).keys()
-        if not covered:
+    order = ([wished] if wished is not None else []) + [t for t in by_coverage if t != wished]
+    while open_positions and order:
+        coverage = {t: open_positions & free_at[t].keys() for t in order}
+        best = max(order, key=lambda t: (t == wished and bool(coverage[t]), len(coverage[t])))
+        if not coverage[best]:
             break
-        for k in covered:
-            kept[k] = _reassign_at(search, limit, result[k], _need(chain, k), best) or kept[k]
-        open_positions -= covered
+        for k in coverage[best]:
+            kept[k] = free_at[best][k]
+        open_positions -= coverage[best]
+        order.remove(best)
     return kept
-
-
-def _need(chain: _Chain, k: int) -> _Need:
-    need = chain.positions[k].need
-    assert need is not None
-    return need
 
 
 # --------------------------------------------------------------------------------------------

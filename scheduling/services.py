@@ -24,6 +24,8 @@ from clinic.errors import (
     TakenResource,
 )
 from clinic.models import Patient, Room, StaffMember, User
+from integration import gates as safety_gates
+from integration import services as integration_services
 from protocols.models import ProtocolVersion, SessionKind
 from protocols.rules import (
     PatientGates,
@@ -420,8 +422,19 @@ def _placement(
     )
 
 
-def _session_fact(session: Session) -> SessionFact:
-    return SessionFact(session.pk, session.kind, session.starts_at, session.ends_at)
+def _session_fact(session: Session, *, with_resources: bool = False) -> SessionFact:
+    """The rules engine's view of a session; with its room and clinicians for the planner,
+    which keeps a re-placed session with them when they are still free."""
+    if not with_resources:
+        return SessionFact(session.pk, session.kind, session.starts_at, session.ends_at)
+    return SessionFact(
+        session.pk,
+        session.kind,
+        session.starts_at,
+        session.ends_at,
+        room_id=session.room_id,
+        staff_ids=tuple(hold.staff_id for hold in session.staff_holds.all()),
+    )
 
 
 def _series_violations_involving(
@@ -501,6 +514,17 @@ def _staff_by_id(planned: Iterable[PlannedSession]) -> dict[int, StaffMember]:
 
 def _rooms_by_id(planned: Iterable[PlannedSession]) -> dict[int, Room]:
     return Room.objects.in_bulk({session.room_id for session in planned})
+
+
+def _after_booking_change(
+    patient: Patient, series: TreatmentSeries | None, *, now: dt.datetime | None = None
+) -> None:
+    """What follows any booking, move or cancellation, inside the same transaction: each
+    integration session linked to the medicine session it follows, and the series' outcome
+    questionnaires due at its milestones as booked now."""
+    integration_services.integration_links_sync(patient)
+    if series is not None:
+        integration_services.questionnaire_assignments_sync(series, now=now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,6 +616,7 @@ def session_create(
         holds = _holds_from(planned, _staff_by_id([planned]))
         _hold_or_conflict(session, holds, replace=False)
         session_changed(session)
+        _after_booking_change(patient, series)
     return session
 
 
@@ -636,6 +661,7 @@ def session_cancel(
         _apply_transition(
             current, "late_cancel" if is_late else "cancel", "cancelled", now=now, by=by
         )
+        _after_booking_change(current.patient, current.series, now=now)
     return current
 
 
@@ -652,8 +678,11 @@ def session_check_in(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
+        current = _locked(session)
+        if can_proceed(current.check_in):
+            safety_gates.check_in_gate(current)  # medicine: screening, consent, ride home
         return _apply_transition(
-            _locked(session), "check_in", "checked in", now=now or timezone.now(), by=by
+            current, "check_in", "checked in", now=now or timezone.now(), by=by
         )
 
 
@@ -661,9 +690,10 @@ def session_complete(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
     with transaction.atomic():
-        return _apply_transition(
-            _locked(session), "complete", "completed", now=now or timezone.now(), by=by
-        )
+        current = _locked(session)
+        if can_proceed(current.complete):
+            safety_gates.completion_gate(current)  # medicine: dose, vitals after, discharge
+        return _apply_transition(current, "complete", "completed", now=now or timezone.now(), by=by)
 
 
 def session_mark_no_show(
@@ -788,13 +818,15 @@ def series_plan(
     protocol_version: ProtocolVersion,
     earliest_start: dt.date,
     preferences: Preferences | None = None,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> Plan:
     """The earliest-finishing schedule for a whole series that keeps every rule; writes nothing.
 
-    When no schedule exists, the plan's violations say which rule or resource blocked it.
+    No session is planned before ``now``. When no schedule exists, the plan's violations say
+    which rule or resource blocked it.
     """
-    today = today or timezone.localdate(timezone=patient.clinic.tz)
+    now = now or timezone.now()
+    today = local_date(now, patient.clinic.tz)
     if earliest_start < today:
         raise InvalidInput(
             "earliest_start is in the past.", {"earliest_start": [f"On or after {today}."]}
@@ -818,6 +850,7 @@ def series_plan(
             preferences=preferences,
             gates=gates,
             horizon_days=horizon,
+            not_before=now,
         )
         plan = plan_series(request, supply.calendar, supply.rooms, supply.staff)
         if not plan.violations:
@@ -861,7 +894,7 @@ def series_book(
     earliest_start: dt.date,
     preferences: Preferences | None = None,
     created_by: User | None = None,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> TreatmentSeries:
     """Plan and book a whole series in one transaction: every session or none.
 
@@ -878,7 +911,7 @@ def series_book(
                     protocol_version=protocol_version,
                     earliest_start=earliest_start,
                     preferences=preferences,
-                    today=today,
+                    now=now,
                 )
                 if plan.violations:
                     raise RuleViolation([v.as_dict() for v in plan.violations])
@@ -889,6 +922,7 @@ def series_book(
                     created_by=created_by,
                 )
                 _book_planned(series, plan.sessions, created_by=created_by)
+                _after_booking_change(patient, series)
                 return series
         except ResourceConflict as error:
             conflict = error
@@ -986,12 +1020,14 @@ def session_reschedule(
         planned = _place_moved(current, step, starts_at, holds)
         if series is None:
             _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            _after_booking_change(current.patient, series, now=now)
             return [current]
         gates = patient_gates(current.patient)
         moved_fact = SessionFact(current.pk, current.kind, starts_at, ends_at)
         violations = _series_violations_involving(series, {current.pk: moved_fact}, gates=gates)
         if not violations:
             _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
+            _after_booking_change(current.patient, series, now=now)
             return [current]
         if not cascade:
             raise RuleViolation(violations)
@@ -1023,6 +1059,7 @@ def session_reschedule(
             preferences=Preferences(therapist_id=series.preferred_therapist_id),
             gates=gates,
             horizon_days=PLAN_LONGEST_HORIZON_DAYS,
+            not_before=now,
             fixed=tuple(_session_fact(s) for s in fixed),
         )
         replanned = replan_after(
@@ -1031,7 +1068,7 @@ def session_reschedule(
             supply.rooms,
             supply.staff,
             moved=moved_fact,
-            later=[_session_fact(s) for s in later],
+            later=[_session_fact(s, with_resources=True) for s in later],
         )
         if replanned.violations:
             raise RuleViolation([v.as_dict() for v in replanned.violations])
@@ -1050,6 +1087,7 @@ def session_reschedule(
         # instant (the exclusion constraints check each row as it is written).
         for moving, target in sorted(moves, key=lambda pair: pair[1].starts_at, reverse=True):
             _move(moving, target, rooms[target.room_id], staff)
+        _after_booking_change(current.patient, series, now=now)
         return [moving for moving, _ in moves]
 
 

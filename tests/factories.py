@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
 
 from clinic import models as clinic_models
+from integration import models as integration_models
 from protocols import models as protocol_models
 from scheduling import models as scheduling_models
 
@@ -276,6 +278,158 @@ class ClearedPatientFactory(PatientFactory):
         if create:
             ScreeningFactory(patient=self)
             ConsentFactory(patient=self)
+
+
+# ---------------------------------------------------------------------------------------------
+# integration
+
+
+class MedicineSessionFactory(SessionFactory):
+    """A medicine session row in a dosing room, written directly (no gates, no holds)."""
+
+    kind = protocol_models.SessionKind.MEDICINE
+    route = protocol_models.Route.IM
+    room = factory.SubFactory(
+        RoomFactory,
+        clinic=factory.SelfAttribute("..patient.clinic"),
+        kind=clinic_models.RoomKind.DOSING_ROOM,
+    )
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(hours=2))
+
+
+class IntegrationLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.IntegrationLink
+
+    medicine_session = factory.SubFactory(MedicineSessionFactory)
+    integration_session = factory.SubFactory(
+        SessionFactory,
+        patient=factory.SelfAttribute("..medicine_session.patient"),
+        kind=protocol_models.SessionKind.INTEGRATION,
+        starts_at=factory.LazyAttribute(
+            lambda o: o.factory_parent.medicine_session.starts_at + dt.timedelta(days=1)
+        ),
+    )
+
+
+class OutsideIntegrationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.OutsideIntegration
+
+    medicine_session = factory.SubFactory(MedicineSessionFactory)
+    therapist_name = "Dr. Morgan Hale"
+    therapist_email = "morgan.hale@example.org"
+    held_on = dt.date(2026, 3, 11)
+
+
+class IntegrationDeclineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.IntegrationDecline
+
+    medicine_session = factory.SubFactory(MedicineSessionFactory)
+    series = None
+    reason = "Infusion only: the patient prefers not to start talk therapy now."
+    recorded_by = factory.SubFactory(
+        StaffMemberFactory, clinic=factory.SelfAttribute("..medicine_session.clinic")
+    )
+    recorded_at = dt.datetime(2026, 3, 9, 20, tzinfo=dt.UTC)
+
+
+class IntegrationNoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.IntegrationNote
+
+    session = factory.SubFactory(SessionFactory, kind=protocol_models.SessionKind.INTEGRATION)
+    author = factory.SubFactory(
+        StaffMemberFactory, clinic=factory.SelfAttribute("..session.clinic")
+    )
+    body = "Explored the imagery of the session; the patient named one change to try this week."
+    created_at = dt.datetime(2026, 3, 9, 18, 30, tzinfo=dt.UTC)
+
+
+class QuestionnaireAssignmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.QuestionnaireAssignment
+
+    series = factory.SubFactory(TreatmentSeriesFactory)
+    instrument = integration_models.Instrument.PHQ9
+    milestone = integration_models.Milestone.BASELINE
+    available_from = dt.datetime(2026, 3, 2, 17, tzinfo=dt.UTC)
+    due_at = dt.datetime(2026, 3, 9, 17, tzinfo=dt.UTC)
+
+
+class QuestionnaireResponseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.QuestionnaireResponse
+
+    assignment = factory.SubFactory(QuestionnaireAssignmentFactory)
+    instrument = factory.SelfAttribute("assignment.instrument")
+    answers = [1, 1, 1, 1, 1, 1, 1, 1, 0]
+    total_score = 8
+    severity = integration_models.Severity.MILD
+    answered_at = dt.datetime(2026, 3, 8, 17, tzinfo=dt.UTC)
+
+
+class IntegrationSafetyEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.IntegrationSafetyEvent
+
+    response = factory.SubFactory(
+        QuestionnaireResponseFactory,
+        answers=[0, 0, 0, 0, 0, 0, 0, 0, 1],
+        total_score=1,
+        severity=integration_models.Severity.MINIMAL,
+    )
+    patient = factory.SelfAttribute("response.assignment.series.patient")
+    item_number = 9
+    answer = 1
+    raised_at = factory.SelfAttribute("response.answered_at")
+
+
+class DoseRecordFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.DoseRecord
+
+    session = factory.SubFactory(MedicineSessionFactory)
+    route = protocol_models.Route.IM
+    dose_mg = Decimal("52.50")
+    weight_kg = Decimal("70.0")
+    dose_mg_per_kg = Decimal("0.750")
+    started_at = factory.LazyAttribute(lambda o: o.session.starts_at + dt.timedelta(minutes=10))
+    ended_at = factory.LazyAttribute(lambda o: o.started_at + dt.timedelta(minutes=1))
+    administered_by = factory.SubFactory(
+        StaffMemberFactory,
+        clinic=factory.SelfAttribute("..session.clinic"),
+        roles=[clinic_models.Role.NURSE],
+    )
+
+
+class VitalSignsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.VitalSigns
+
+    session = factory.SubFactory(MedicineSessionFactory)
+    phase = integration_models.VitalsPhase.BEFORE
+    measured_at = factory.LazyAttribute(lambda o: o.session.starts_at + dt.timedelta(minutes=5))
+    systolic_mmhg = 124
+    diastolic_mmhg = 78
+    heart_rate_bpm = 72
+    spo2_percent = 98
+    recorded_by = factory.SubFactory(
+        StaffMemberFactory,
+        clinic=factory.SelfAttribute("..session.clinic"),
+        roles=[clinic_models.Role.NURSE],
+    )
+
+
+class AdverseEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = integration_models.AdverseEvent
+
+    dose = factory.SubFactory(DoseRecordFactory)
+    code = integration_models.AdverseEventCode.NAUSEA
+    noted_at = factory.LazyAttribute(lambda o: o.dose.started_at + dt.timedelta(minutes=30))
+    recorded_by = factory.SelfAttribute("dose.administered_by")
 
 
 # --- Workers and reminders (issue 5) ---------------------------------------------------------

@@ -80,5 +80,5 @@ def test_an_unsound_protocol_is_refused_with_field_errors() -> None:
         protocol_version_create(document)
 
     assert malformed.value.errors == {"steps[1].count": ["must be a whole number"]}
-    assert unsound.value.errors == {"rules[6].days": ["min_gap needs days or hours"]}
+    assert unsound.value.errors == {"rules[7].days": ["min_gap needs days or hours"]}
     assert ProtocolVersion.objects.count() == 4

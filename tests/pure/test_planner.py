@@ -63,7 +63,11 @@ def busy(day: str, start: str, end: str) -> Interval:
 
 def starts(plan: Plan) -> list[str]:
     assert plan.violations == ()
-    return [f"{s.kind} {s.starts_at.isoformat()}" for s in plan.sessions]
+    return [f"{s.kind} {local(s.starts_at)}" for s in plan.sessions]
+
+
+def local(instant: datetime) -> str:
+    return instant.astimezone(LA).isoformat()
 
 
 def plan(
@@ -166,6 +170,51 @@ def test_session_order_interleaves_at_least_n_and_puts_leftovers_last() -> None:
     )
 
 
+def test_session_order_follows_chains_of_followers() -> None:
+    steps = (
+        Step("preparation", 2, 60, "therapy_room"),
+        Step("integration", 2, 60, "therapy_room"),
+        Step("follow_up", 2, 30, "telehealth"),
+    )
+    rules = (
+        Rule("each_followed_by", "integration", "follow_up"),
+        Rule("each_followed_by", "preparation", "integration"),
+    )
+
+    assert session_order(ProtocolSpec("p", "kap", steps, rules)) == (
+        "preparation",
+        "integration",
+        "follow_up",
+        "preparation",
+        "integration",
+        "follow_up",
+    )
+
+
+def test_a_kind_that_must_follow_two_kinds_is_not_planned(clinic: ClinicCalendar) -> None:
+    steps = (
+        Step("preparation", 2, 60, "therapy_room", (StepRole("therapist"),)),
+        Step("medicine", 2, 60, "dosing_room", (StepRole("therapist"),), "im"),
+        Step("integration", 2, 60, "therapy_room", (StepRole("therapist"),)),
+    )
+    rules = (
+        Rule("each_followed_by", "preparation", "integration"),
+        Rule("each_followed_by", "medicine", "integration"),
+    )
+
+    planned = plan(ProtocolSpec("p", "kap", steps, rules), clinic)
+
+    assert planned.violations == (
+        Violation(
+            "protocol_order",
+            "No order of this protocol's sessions keeps its each_followed_by rules as the "
+            "planner reads them (a kind can follow only one other kind).",
+            (),
+            "Book the series session by session, or simplify the protocol's rules.",
+        ),
+    )
+
+
 # ----------------------------------------------------------------------------- empty clinic
 
 
@@ -215,12 +264,11 @@ def test_kap_series_in_an_empty_clinic(kap: ProtocolSpec, clinic: ClinicCalendar
     }
 
 
-def test_every_session_time_is_aware_and_in_the_clinic_zone(
-    kap: ProtocolSpec, clinic: ClinicCalendar
-) -> None:
+def test_every_returned_time_is_a_utc_instant(kap: ProtocolSpec, clinic: ClinicCalendar) -> None:
     for session in plan(kap, clinic).sessions:
-        assert session.starts_at.tzinfo is LA
-        assert all(hold.start.tzinfo is LA for hold in session.staff)
+        assert session.starts_at.tzinfo is UTC
+        assert session.ends_at.tzinfo is UTC
+        assert all(hold.start.tzinfo is UTC for hold in session.staff)
 
 
 # ----------------------------------------------------------------------------- closures, DST
@@ -296,7 +344,7 @@ def test_hour_gaps_are_elapsed_hours_over_dst(saturday: str, expected_second: st
         two_infusions(Rule("min_gap", "medicine", "medicine", hours=24)), EVERY_DAY_9_TO_5, saturday
     )
 
-    assert [s.starts_at.isoformat() for s in planned.sessions] == [
+    assert [local(s.starts_at) for s in planned.sessions] == [
         at(saturday, "09:00").isoformat(),
         expected_second,
     ]
@@ -310,6 +358,59 @@ def test_day_gaps_are_calendar_days_over_dst(saturday: str) -> None:
 
     sunday = date.fromisoformat(saturday) + timedelta(days=1)
     assert planned.sessions[1].starts_at == at(sunday.isoformat(), "09:00")
+
+
+NIGHTS = ClinicCalendar(LA, tuple(WeeklyHours(d, time(0), time(4)) for d in range(7)))
+HALF_HOUR = Step("screening", 1, 30, "therapy_room", (StepRole("prescriber"),))
+
+
+def test_slots_skip_the_wall_times_spring_forward_skips() -> None:
+    found = free_starts(
+        HALF_HOUR, date(2026, 3, 8), date(2026, 3, 8), NIGHTS, ROOMS, STAFF, slot_minutes=30
+    )
+
+    assert [local(s) for s in found] == [
+        "2026-03-08T00:00:00-08:00",
+        "2026-03-08T00:30:00-08:00",
+        "2026-03-08T01:00:00-08:00",
+        "2026-03-08T01:30:00-08:00",
+        "2026-03-08T03:00:00-07:00",
+        "2026-03-08T03:30:00-07:00",
+    ]
+
+
+def test_slots_repeat_the_wall_times_fall_back_repeats() -> None:
+    found = free_starts(
+        HALF_HOUR, date(2026, 11, 1), date(2026, 11, 1), NIGHTS, ROOMS, STAFF, slot_minutes=30
+    )
+
+    assert [local(s) for s in found] == [
+        "2026-11-01T00:00:00-07:00",
+        "2026-11-01T00:30:00-07:00",
+        "2026-11-01T01:00:00-07:00",
+        "2026-11-01T01:30:00-07:00",
+        "2026-11-01T01:00:00-08:00",
+        "2026-11-01T01:30:00-08:00",
+        "2026-11-01T02:00:00-08:00",
+        "2026-11-01T02:30:00-08:00",
+        "2026-11-01T03:00:00-08:00",
+        "2026-11-01T03:30:00-08:00",
+    ]
+
+
+def test_opening_hours_may_run_to_midnight() -> None:
+    evenings = ClinicCalendar(LA, tuple(WeeklyHours(d, time(20), time(0)) for d in range(7)))
+
+    found = free_starts(
+        HALF_HOUR, date(2026, 3, 3), date(2026, 3, 3), evenings, ROOMS, STAFF, slot_minutes=60
+    )
+
+    assert [s.astimezone(LA).strftime("%H:%M") for s in found] == [
+        "20:00",
+        "21:00",
+        "22:00",
+        "23:00",
+    ]
 
 
 # ----------------------------------------------------------------------------- resources
@@ -474,6 +575,18 @@ def test_patient_busy_time_is_respected(infusion: ProtocolSpec, clinic: ClinicCa
     assert planned.sessions[2].starts_at == at("2026-03-03", "16:00")
 
 
+def test_planning_from_today_starts_after_now(
+    infusion: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    planned = plan(infusion, clinic, not_before=at("2026-03-02", "16:20"))
+
+    assert starts(planned)[:3] == [
+        "screening 2026-03-02T16:30:00-08:00",
+        "medicine 2026-03-03T08:00:00-08:00",
+        "medicine 2026-03-04T08:00:00-08:00",
+    ]
+
+
 def test_preferences_are_hard_filters(infusion: ProtocolSpec, clinic: ClinicCalendar) -> None:
     afternoons = Preferences(
         weekdays=frozenset(range(4)), earliest_time=time(14), latest_start=time(15)
@@ -582,6 +695,21 @@ def test_the_wished_for_therapist_takes_every_session_they_can(
     assert starts(planned) == KAP_TWO_WEEKS
     therapists = [h.staff_id for s in planned.sessions for h in s.staff if h.role == "therapist"]
     assert therapists == [11] * 8 + [13] * 6
+
+
+def test_without_one_free_therapist_the_most_available_one_takes_most_sessions(
+    kap: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    """Each therapist misses one integration day; keeping either would end the series later,
+    so the first takes every session but one and the other covers that one."""
+    first = StaffSupply(11, frozenset({"therapist"}), busy=(busy("2026-03-03", "07:00", "18:00"),))
+    second = StaffSupply(13, frozenset({"therapist"}), busy=(busy("2026-03-05", "07:00", "18:00"),))
+
+    planned = plan(kap, clinic, staff=(PRESCRIBER, first, NURSE, second))
+
+    assert starts(planned) == KAP_TWO_WEEKS
+    therapists = [h.staff_id for s in planned.sessions for h in s.staff if h.role == "therapist"]
+    assert therapists == [11, 11, 11, 13, *[11] * 10]
 
 
 # ----------------------------------------------------------------------------- no plan
@@ -751,7 +879,7 @@ def test_replan_moves_each_later_session_as_little_as_needed(
         later=series[3:],
     )
 
-    assert [s.starts_at.isoformat() for s in replanned.sessions] == [
+    assert [local(s.starts_at) for s in replanned.sessions] == [
         "2026-03-05T08:00:00-08:00",
         "2026-03-06T08:00:00-08:00",
         "2026-03-07T09:00:00-08:00",
@@ -796,7 +924,7 @@ def test_replan_in_a_kap_series_cascades_through_every_rule(
         later=series[7:],
     )
 
-    assert [f"{s.kind} {s.starts_at.isoformat()}" for s in replanned.sessions] == [
+    assert [f"{s.kind} {local(s.starts_at)}" for s in replanned.sessions] == [
         "medicine 2026-03-07T09:00:00-08:00",
         "integration 2026-03-09T08:00:00-07:00",
         "medicine 2026-03-10T08:00:00-07:00",
@@ -875,7 +1003,7 @@ def test_free_starts_lists_every_slot_where_a_session_fits(
 
     assert monday == [at("2026-03-02", "08:00") + timedelta(minutes=15 * n) for n in range(37)]
     assert saturday == [at("2026-03-07", "09:00") + timedelta(minutes=15 * n) for n in range(13)]
-    assert all(start.tzinfo is LA for start in monday)
+    assert all(start.tzinfo is UTC for start in monday)
 
 
 def test_free_starts_skips_the_patients_busy_time(
@@ -1107,4 +1235,4 @@ def test_planning_from_utc_inputs_gives_clinic_times(
 
     planned = plan(infusion, clinic, patient_busy=patient_busy)
 
-    assert planned.sessions[2].starts_at.isoformat() == "2026-03-03T16:00:00-08:00"
+    assert local(planned.sessions[2].starts_at) == "2026-03-03T16:00:00-08:00"

@@ -863,7 +863,25 @@ def test_protocol_from_dict_accepts_the_api_id_and_version(
             lambda d: d["rules"].append(
                 {"type": "precedes", "after": "medicine", "before": "integration"}
             ),
-            "rules[8]: every medicine session cannot precede the first integration session",
+            "rules[4]: each medicine session cannot be followed by an integration session "
+            "before the next medicine when every medicine session must come before the first "
+            "integration session",
+        ),
+        (
+            lambda d: d["rules"].extend(
+                [
+                    {"type": "precedes", "after": "integration", "before": "preparation"},
+                    {"type": "precedes", "after": "screening", "before": "integration"},
+                ]
+            ),
+            "rules[4]: each medicine session cannot be followed by an integration session "
+            "when every integration session must come before the first medicine session",
+        ),
+        (
+            lambda d: d["rules"].append(
+                {"type": "each_followed_by", "after": "integration", "before": "medicine"}
+            ),
+            "rules: the each_followed_by rules form a cycle",
         ),
     ],
 )

@@ -272,7 +272,7 @@ def engine_violations(violations: list[Violation]) -> list[Found]:
     return sorted(out)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=700)
 @given(data=st.data(), tz=zones, protocol=protocols(), complete=st.booleans())
 def test_evaluate_matches_a_literal_reading_of_the_rules(
     data: st.DataObject, tz: ZoneInfo, protocol: ProtocolSpec, complete: bool
@@ -473,7 +473,7 @@ pair_rules = st.one_of(
 )
 
 
-@settings(max_examples=1500)
+@settings(max_examples=800)
 @given(data=st.data(), tz=zones, rule=pair_rules, minutes=st.sampled_from((15, 60, 100, 120)))
 def test_start_bounds_say_exactly_what_pair_holds_says(
     data: st.DataObject, tz: ZoneInfo, rule: Rule, minutes: int

@@ -18,7 +18,14 @@ from scheduling.models import Reminder, Session, StaffAlert
 from scheduling.notifications.files import safe_name
 from scheduling.reminders.services import reminder_retry, reminders_dispatch_due
 from tests.factories import ClearedPatientFactory, EscortFactory, ReminderPolicyFactory, aware
-from tests.workers.support import book, front_desk, outbox_attempts, outbox_files, smtp_sink
+from tests.workers.support import (
+    book,
+    front_desk,
+    outbox_attempts,
+    outbox_files,
+    run_medicine,
+    smtp_sink,
+)
 
 pytestmark = pytest.mark.django_db
 BOOKED_AT = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)
@@ -130,9 +137,8 @@ def test_after_a_medicine_session_the_patient_is_told_the_integration_date(outbo
         patient = ClearedPatientFactory(preferred_channel="sms")
         medicine = book(patient, "medicine", aware(2026, 3, 3, 9))
         book(patient, "integration", aware(2026, 3, 5, 11))
-    services.session_check_in(medicine, now=aware(2026, 3, 3, 8, 55))
     with time_machine.travel(aware(2026, 3, 3, 11, 0), tick=False):
-        services.session_complete(medicine)
+        run_medicine(medicine)
 
     with time_machine.travel(aware(2026, 3, 3, 14, 1), tick=False):
         report = reminders_dispatch_due()

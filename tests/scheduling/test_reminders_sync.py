@@ -14,7 +14,7 @@ from scheduling import services
 from scheduling.models import Reminder, ReminderPolicy, Session
 from scheduling.reminders.services import reminders_sync
 from tests.factories import ClearedPatientFactory, ReminderPolicyFactory, aware
-from tests.workers.support import book
+from tests.workers.support import book, run_medicine
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 3, 2, 17, 0, tzinfo=dt.UTC)  # Monday 09:00 in Los Angeles
@@ -150,10 +150,8 @@ def test_confirming_keeps_the_reminders_and_checking_in_cancels_them():
 
 def test_completing_a_medicine_session_writes_the_integration_reminder_after_it():
     session = book(ClearedPatientFactory(), "medicine", aware(2026, 3, 2, 10))  # today, 09:00 now
-    services.session_check_in(session, now=aware(2026, 3, 2, 9, 58))
 
-    with time_machine.travel(aware(2026, 3, 2, 12, 5), tick=False):
-        services.session_complete(session)
+    run_medicine(session)  # completed at 12:00
 
     assert [r for r in rows(session) if r[0] == "after_medicine"] == [
         ("after_medicine", "email", 180, aware(2026, 3, 2, 15).astimezone(UTC), "pending")

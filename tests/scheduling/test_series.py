@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,8 +19,9 @@ from tests.factories import PatientFactory, SessionFactory, TimeOffFactory, awar
 
 pytestmark = pytest.mark.django_db
 
+LA = ZoneInfo("America/Los_Angeles")
+
 MONDAY = dt.date(2026, 3, 2)
-SUNDAY_BEFORE = dt.date(2026, 3, 1)
 
 KAP_FROM_MONDAY = [
     ("screening", "2026-03-02T08:00:00-08:00"),
@@ -40,12 +42,17 @@ KAP_FROM_MONDAY = [
 ]
 
 
+def _local(moment: dt.datetime) -> str:
+    """An instant as the clinic's local time with its offset, as the API shows it."""
+    return moment.astimezone(LA).isoformat()
+
+
 def _plan(site, patient, version, **kwargs):
     return services.series_plan(
         patient=patient,
         protocol_version=version,
         earliest_start=MONDAY,
-        today=SUNDAY_BEFORE,
+        now=aware(2026, 3, 1, 12),
         **kwargs,
     )
 
@@ -55,7 +62,7 @@ def _book(site, patient, version, **kwargs):
         patient=patient,
         protocol_version=version,
         earliest_start=MONDAY,
-        today=SUNDAY_BEFORE,
+        now=aware(2026, 3, 1, 12),
         **kwargs,
     )
 
@@ -66,7 +73,7 @@ def test_kap_plan_in_an_empty_clinic(site) -> None:
     plan = _plan(site, patient, site.kap)
 
     assert plan.violations == ()
-    assert [(s.kind, s.starts_at.isoformat()) for s in plan.sessions] == KAP_FROM_MONDAY
+    assert [(s.kind, _local(s.starts_at)) for s in plan.sessions] == KAP_FROM_MONDAY
     therapists = {h.staff_id for s in plan.sessions for h in s.staff if h.role == Role.THERAPIST}
     assert therapists == {site.lee.pk}
     medicine = [s for s in plan.sessions if s.kind == "medicine"]
@@ -81,7 +88,7 @@ def test_kap_plan_in_an_empty_clinic(site) -> None:
 def test_infusion_induction_plan(site) -> None:
     plan = _plan(site, site.patient(), site.infusion)
 
-    assert [(s.kind, s.starts_at.isoformat(), s.ends_at.isoformat()) for s in plan.sessions] == [
+    assert [(s.kind, _local(s.starts_at), _local(s.ends_at)) for s in plan.sessions] == [
         ("screening", "2026-03-02T08:00:00-08:00", "2026-03-02T09:00:00-08:00"),
         ("medicine", "2026-03-02T09:00:00-08:00", "2026-03-02T10:40:00-08:00"),
         ("medicine", "2026-03-03T08:00:00-08:00", "2026-03-03T09:40:00-08:00"),
@@ -103,7 +110,7 @@ def test_preferences_are_hard_filters_and_the_therapist_a_wish(site) -> None:
         ),
     )
 
-    assert [(s.kind, s.starts_at.isoformat()) for s in plan.sessions] == [
+    assert [(s.kind, _local(s.starts_at)) for s in plan.sessions] == [
         ("preparation", "2026-03-03T13:00:00-08:00"),
         ("medicine", "2026-03-05T13:00:00-08:00"),
         ("integration", "2026-03-10T13:00:00-07:00"),
@@ -148,7 +155,7 @@ def test_a_second_patient_is_planned_around_the_first(site) -> None:
     plan = _plan(site, site.patient(), site.kap)
 
     first_medicine = next(s for s in plan.sessions if s.kind == "medicine")
-    assert first_medicine.starts_at.isoformat() == "2026-03-03T08:00:00-08:00"
+    assert _local(first_medicine.starts_at) == "2026-03-03T08:00:00-08:00"
     assert first_medicine.room_id == site.dosing[1].pk  # dosing A is taken, B is free
     therapist = {h.staff_id for h in first_medicine.staff if h.role == "therapist"}
     assert therapist == {site.kim.pk}  # Lee sits with the first patient
@@ -184,7 +191,7 @@ def test_plan_in_the_past_is_invalid(site) -> None:
             patient=site.patient(),
             protocol_version=site.kap,
             earliest_start=MONDAY,
-            today=dt.date(2026, 3, 3),
+            now=aware(2026, 3, 3, 9),
         )
     assert list(caught.value.errors) == ["earliest_start"]
 

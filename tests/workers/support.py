@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,58 @@ def book(patient: Any, kind: str, starts_at: dt.datetime, **extra: Any) -> Sessi
     return services.session_create(
         patient=patient, kind=kind, starts_at=starts_at, room=room, staff=staff, **extra
     )
+
+
+def run_medicine(session: Session) -> Session:
+    """Check a medicine session in and complete it through the services, recording what the
+    safety gates ask for: a confirmed ride home, vitals, the dose, discharge."""
+    from integration import services as clinical
+
+    start, minute = session.starts_at, dt.timedelta(minutes=1)
+    nurse = session.staff_holds.get(role=Role.NURSE).staff
+    services.session_escort_set(
+        session,
+        name="Robin Nguyen",
+        phone="+14155550199",
+        is_confirmed=True,
+        now=start - dt.timedelta(days=1),
+    )
+    services.session_check_in(session, now=start)
+
+    def vitals(phase: str, at: dt.datetime) -> None:
+        clinical.vital_signs_record(
+            session=session,
+            phase=phase,
+            measured_at=at,
+            recorded_by=nurse,
+            now=session.ends_at,
+            systolic_mmhg=124,
+            diastolic_mmhg=78,
+            heart_rate_bpm=72,
+            spo2_percent=98,
+        )
+
+    vitals("before", start + 5 * minute)
+    clinical.dose_record(
+        session=session,
+        route="im",
+        dose_mg=Decimal("52.50"),
+        weight_kg=Decimal("70.0"),
+        started_at=start + 10 * minute,
+        ended_at=start + 11 * minute,
+        administered_by=nurse,
+        now=session.ends_at,
+    )
+    vitals("after", start + 90 * minute)
+    clinical.discharge_record(
+        session=session,
+        discharged_by=nurse,
+        discharged_at=start + 110 * minute,
+        escort_handoff_name="Robin Nguyen",
+        criteria=dict.fromkeys(clinical.DISCHARGE_CRITERIA, True),
+        now=session.ends_at,
+    )
+    return services.session_complete(session, now=session.ends_at)
 
 
 def front_desk(clinic: Any, email: str = "desk@example.org") -> Any:

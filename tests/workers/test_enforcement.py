@@ -19,7 +19,7 @@ from tests.factories import (
     TreatmentSeriesFactory,
     aware,
 )
-from tests.workers.support import book
+from tests.workers.support import book, run_medicine
 
 pytestmark = pytest.mark.django_db
 BOOKED_AT = aware(2026, 3, 2, 9)
@@ -31,8 +31,8 @@ def _book(patient, kind, starts_at, **extra) -> Session:
 
 
 def _completed(session: Session) -> Session:
-    services.session_check_in(session, now=session.starts_at)
-    return services.session_complete(session, now=session.ends_at)
+    with time_machine.travel(session.ends_at, tick=False):
+        return run_medicine(session)
 
 
 def test_a_session_not_checked_in_in_time_is_marked_no_show_once():
