@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from .admin_audit import AuditedAdminMixin
 from .admin_forms import service_errors_as_form_errors
 from .models import (
     Clinic,
@@ -115,7 +116,9 @@ class ConsentInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_object_type = "patient"
+    patient_of = staticmethod(lambda patient: patient.pk)
     list_display = ("full_name", "clinic", "date_of_birth", "preferred_channel", "email", "phone")
     list_filter = ("clinic", "preferred_channel")
     search_fields = ("full_name", "email", "phone")
@@ -124,7 +127,8 @@ class PatientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Screening)
-class ScreeningAdmin(admin.ModelAdmin):
+class ScreeningAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_object_type = "screening"
     list_display = ("patient", "result", "screened_on", "valid_until", "cleared_by")
     list_filter = ("result", "patient__clinic")
     search_fields = ("patient__full_name",)
@@ -133,7 +137,8 @@ class ScreeningAdmin(admin.ModelAdmin):
 
 
 @admin.register(Consent)
-class ConsentAdmin(admin.ModelAdmin):
+class ConsentAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_object_type = "consent"
     list_display = ("patient", "document_version", "signed_at")
     list_filter = ("document_version", "patient__clinic")
     search_fields = ("patient__full_name",)

@@ -329,3 +329,83 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient} consented to {self.document_version}"
+
+
+class AuditEvent(models.Model):
+    """Who read or wrote which patient data, when, and from where. Append-only: the application
+    never updates or deletes a row, PostgreSQL refuses to (a trigger, migration 0002), and the
+    admin shows the table read-only.
+
+    One row per request: a list read records every id it returned in ``object_ids`` and the
+    patients concerned in ``patient_ids`` (GIN-indexed on PostgreSQL, so "who saw this patient's
+    data" is one indexed query). The actor is kept by id and name, not by foreign key, so the
+    trail outlives the login and no cascade can ever try to rewrite it.
+    """
+
+    class Channel(models.TextChoices):
+        API = "api", "REST API"
+        ADMIN = "admin", "Django admin"
+        CALENDAR_FEED = "calendar_feed", "Calendar feed"
+
+    at = models.DateTimeField(default=timezone.now)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=40)
+    object_ids = models.JSONField(default=list)
+    patient_ids = models.JSONField(default=list)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    method = models.CharField(max_length=10, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["at"], name="audit_at_idx"),
+            models.Index(fields=["actor_id", "at"], name="audit_actor_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.actor_username or "-"
+        return f"{self.at:%Y-%m-%d %H:%M:%S}Z {who} {self.action} {self.object_type}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a creating POST sent with an ``Idempotency-Key``, replayed on retry.
+
+    The row is written in the same transaction as the creation itself: a concurrent duplicate
+    waits on the unique index until the first commits (then replays its answer) or rolls back
+    (then runs itself), so the creation happens once.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"
+
+
+class CalendarFeed(models.Model):
+    """A secret address for a patient's calendar feed: calendar apps cannot send a bearer token.
+
+    Only a hash of the secret is stored; a new secret replaces the old one (and revokes it).
+    """
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="calendar_feed")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Calendar feed of patient {self.patient_id}"

@@ -289,3 +289,50 @@ def consent_record(
             {"document_version": ["Already signed."]},
         )
     return consent
+
+
+PATIENT_EDITABLE_FIELDS = (
+    "full_name",
+    "date_of_birth",
+    "email",
+    "phone",
+    "preferred_channel",
+    "timezone",
+    "escort_name",
+    "escort_phone",
+    "outside_therapist_name",
+    "outside_therapist_email",
+    "outside_therapist_phone",
+)
+
+
+@transaction.atomic
+def patient_update(patient: Patient, **changes: object) -> Patient:
+    """Change a patient's details; the reminder channel must keep an address to reach them by."""
+    unknown = sorted(set(changes) - set(PATIENT_EDITABLE_FIELDS))
+    if unknown:
+        raise InvalidInput("Unknown fields.", {name: ["Cannot be changed."] for name in unknown})
+    current = Patient.objects.select_for_update().select_related("clinic").get(pk=patient.pk)
+    for name, value in changes.items():
+        setattr(current, name, value)
+    if current.date_of_birth >= timezone.localdate(timezone=current.clinic.tz):
+        raise InvalidInput(
+            "The date of birth is in the future.", {"date_of_birth": ["Must be in the past."]}
+        )
+    if current.timezone:
+        try:
+            validate_timezone(current.timezone)
+        except ValidationError as error:
+            raise InvalidInput(error.messages[0], {"timezone": error.messages}) from error
+    contact = {"email": current.email, "sms": current.phone}
+    if current.preferred_channel not in contact:
+        raise InvalidInput("Unknown channel.", {"preferred_channel": ["email or sms."]})
+    if not contact[current.preferred_channel]:
+        field = "email" if current.preferred_channel == "email" else "phone"
+        raise InvalidInput(
+            f"Reminders by {current.preferred_channel} need a {field}.",
+            {field: [f"Required for {current.preferred_channel}."]},
+        )
+    if changes:
+        current.save(update_fields=list(changes))
+    return current

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from clinic.admin_audit import AuditedAdminMixin
 from clinic.admin_forms import domain_error_messages, service_errors_as_form_errors
 from clinic.errors import DomainError
 from clinic.models import StaffMember, User
@@ -27,7 +28,8 @@ class SessionInline(admin.TabularInline):
 
 
 @admin.register(TreatmentSeries)
-class TreatmentSeriesAdmin(admin.ModelAdmin):
+class TreatmentSeriesAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_object_type = "series"
     list_display = ("patient", "protocol_version", "status", "created_at", "violation_count")
     list_filter = ("status", "protocol_version__protocol", "patient__clinic")
     search_fields = ("patient__full_name",)
@@ -122,7 +124,8 @@ class EscortInline(admin.StackedInline):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_object_type = "session"
     list_display = ("starts_at", "ends_at", "kind", "patient", "room", "status", "series")
     list_filter = ("clinic", "kind", "status", "room")
     search_fields = ("patient__full_name",)
@@ -190,22 +193,27 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Confirm selected sessions")
     def confirm(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._audit(request, "confirm", list(queryset))
         _run_service(self, request, queryset, "confirm")
 
     @admin.action(description="Check in selected sessions")
     def check_in(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._audit(request, "check_in", list(queryset))
         _run_service(self, request, queryset, "check_in")
 
     @admin.action(description="Complete selected sessions")
     def complete(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._audit(request, "complete", list(queryset))
         _run_service(self, request, queryset, "complete")
 
     @admin.action(description="Mark selected sessions as no-show")
     def mark_no_show(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._audit(request, "mark_no_show", list(queryset))
         _run_service(self, request, queryset, "mark_no_show")
 
     @admin.action(description="Cancel selected sessions")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        self._audit(request, "cancel", list(queryset))
         _run_service(self, request, queryset, "cancel")
 
 

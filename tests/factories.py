@@ -432,6 +432,36 @@ class AdverseEventFactory(factory.django.DjangoModelFactory):
     recorded_by = factory.SelfAttribute("dose.administered_by")
 
 
+class AuditEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.AuditEvent
+
+    channel = clinic_models.AuditEvent.Channel.API
+    action = "read"
+    object_type = "patient"
+    object_ids = factory.List([1])
+    patient_ids = factory.List([1])
+
+
+class IdempotencyKeyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.IdempotencyKey
+
+    user = factory.SubFactory(UserFactory)
+    key = factory.Sequence(lambda n: f"key-{n}")
+    fingerprint = "0" * 64
+    status_code = 201
+    response_body = factory.Dict({"id": 1})
+
+
+class CalendarFeedFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = clinic_models.CalendarFeed
+
+    patient = factory.SubFactory(PatientFactory)
+    token_hash = factory.Sequence(lambda n: f"{n:064d}")
+
+
 # --- Workers and reminders (issue 5) ---------------------------------------------------------
 
 
