@@ -114,6 +114,7 @@ def reminders_sync(session: Session, *, now: dt.datetime | None = None) -> None:
                 row.status = ReminderStatus.PENDING
                 row.due_at = row.next_attempt_at = plan.due_at
                 row.last_error = ""
+                row.lease_token = row.leased_until = None
                 changed.append(row)
             elif row.status == ReminderStatus.PENDING and row.due_at != plan.due_at:
                 row.next_attempt_at = (
@@ -123,7 +124,9 @@ def reminders_sync(session: Session, *, now: dt.datetime | None = None) -> None:
                 changed.append(row)
         reason = _why_not_wanted(session)
         for row in existing.values():
-            if row.status == ReminderStatus.PENDING:
+            # A row being sent is cancelled too: its worker checks the row just before handing
+            # it to the provider (see ``_deliver``) and then leaves it alone.
+            if row.status in (ReminderStatus.PENDING, ReminderStatus.SENDING):
                 row.status = ReminderStatus.CANCELLED
                 row.last_error = reason
                 changed.append(row)
@@ -132,7 +135,16 @@ def reminders_sync(session: Session, *, now: dt.datetime | None = None) -> None:
             row.updated_at = real_now
         if changed:
             Reminder.objects.bulk_update(
-                changed, ["status", "due_at", "next_attempt_at", "last_error", "updated_at"]
+                changed,
+                [
+                    "status",
+                    "due_at",
+                    "next_attempt_at",
+                    "last_error",
+                    "lease_token",
+                    "leased_until",
+                    "updated_at",
+                ],
             )
 
 
@@ -298,12 +310,28 @@ def _send(reminder: Reminder, sms: SmsBackend, now: dt.datetime) -> tuple[str, s
     )
 
 
-def _record(reminder: Reminder, **fields: object) -> bool:
-    """Write the outcome only if this caller still holds the lease it claimed the row with."""
+def _record(reminder: Reminder, *, was_sent: bool = False, **fields: object) -> bool:
+    """Write the outcome only if this caller still holds the lease it claimed the row with.
+
+    A message that went out is recorded as sent even if the session was moved or cancelled
+    while it was on its way (the row was cancelled under the worker's feet): the record says
+    what happened. Any other outcome leaves a cancelled row cancelled.
+    """
+    statuses = (
+        (ReminderStatus.SENDING, ReminderStatus.CANCELLED)
+        if was_sent
+        else (ReminderStatus.SENDING,)
+    )
     updated = Reminder.objects.filter(
-        pk=reminder.pk, status=ReminderStatus.SENDING, lease_token=reminder.lease_token
+        pk=reminder.pk, status__in=statuses, lease_token=reminder.lease_token
     ).update(lease_token=None, leased_until=None, updated_at=timezone.now(), **fields)
     return updated == 1
+
+
+def _current_claim(reminder: Reminder) -> tuple[str, uuid.UUID | None] | None:
+    """The row's status and lease token as they are now (a move or a cancellation may have
+    committed after the claim, or another worker may have claimed it again)."""
+    return Reminder.objects.filter(pk=reminder.pk).values_list("status", "lease_token").first()
 
 
 def _deliver(reminder: Reminder, sms: SmsBackend, report: DispatchReport) -> None:
@@ -311,6 +339,13 @@ def _deliver(reminder: Reminder, sms: SmsBackend, report: DispatchReport) -> Non
     assert reminder.leased_until is not None
     if now >= reminder.leased_until - _lease_safety():
         report.lease_lost += 1  # left for the next claim, which re-sends under the same key
+        return
+    current = _current_claim(reminder)
+    if current != (ReminderStatus.SENDING, reminder.lease_token):
+        if current is not None and current[0] == ReminderStatus.CANCELLED:
+            report.cancelled += 1
+        else:
+            report.lease_lost += 1
         return
     try:
         recipient, provider_id = _send(reminder, sms, now)
@@ -323,6 +358,7 @@ def _deliver(reminder: Reminder, sms: SmsBackend, report: DispatchReport) -> Non
         return
     if _record(
         reminder,
+        was_sent=True,
         status=ReminderStatus.SENT,
         sent_at=timezone.now(),
         recipient=recipient[:254],

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.core import mail
+from django.utils import timezone
 
 from scheduling import services
 from scheduling.models import Reminder, Session, StaffAlert
@@ -308,3 +309,62 @@ def test_a_reminder_gives_up_after_its_last_attempt(settings, outbox: Path) -> N
     reminder = Reminder.objects.get()
     assert (reminder.status, reminder.attempts) == ("failed", 2)
     assert "FileExistsError" in reminder.last_error or "NotADirectoryError" in reminder.last_error
+
+
+def _claimed_at(moment: dt.datetime) -> list[Reminder]:
+    from scheduling.reminders.services import DispatchReport, _claim
+
+    with time_machine.travel(moment, tick=False):
+        _, leased = _claim(timezone.now(), 10, DispatchReport())
+    return leased
+
+
+def test_a_reminder_claimed_just_before_its_session_is_cancelled_is_not_sent(outbox: Path) -> None:
+    # given a worker that claimed the due reminders, and a cancellation that commits before the
+    # worker reaches them in its batch
+    session = _booked_medicine()
+    claimed = _claimed_at(aware(2026, 3, 9, 10, 1))
+    assert len(claimed) == 3
+    services.session_cancel(session, reason="Patient unwell", now=aware(2026, 3, 9, 10, 1))
+
+    from scheduling.notifications.sms import sms_backend
+    from scheduling.reminders.services import DispatchReport, _deliver
+
+    report = DispatchReport()
+    with time_machine.travel(aware(2026, 3, 9, 10, 2), tick=False):
+        for reminder in claimed:
+            _deliver(reminder, sms_backend(), report)
+
+    assert (report.sent, report.cancelled) == (0, 3)
+    assert outbox_files(outbox) == {"email": [], "sms": []}
+    assert set(Reminder.objects.values_list("status", "last_error")) == {
+        ("cancelled", "Session is late_cancelled.")
+    }
+
+
+def test_a_message_already_on_its_way_when_the_session_is_cancelled_is_recorded_as_sent(
+    outbox: Path,
+) -> None:
+    from scheduling.notifications.sms import sms_backend
+    from scheduling.reminders.services import _record, _send
+
+    session = _booked_medicine()
+    reminder = next(r for r in _claimed_at(aware(2026, 3, 9, 10, 1)) if r.channel == "sms")
+    with time_machine.travel(aware(2026, 3, 9, 10, 1), tick=False):
+        recipient, provider_id = _send(reminder, sms_backend(), timezone.now())
+    services.session_cancel(session, reason="Patient unwell", now=aware(2026, 3, 9, 10, 1))
+
+    recorded = _record(
+        reminder,
+        was_sent=True,
+        status="sent",
+        sent_at=aware(2026, 3, 9, 10, 1),
+        recipient=recipient,
+        provider_message_id=provider_id,
+        last_error="",
+    )
+
+    reminder.refresh_from_db()
+    assert recorded
+    assert (reminder.status, reminder.provider_message_id) == ("sent", provider_id)
+    assert outbox_files(outbox)["sms"] == [safe_name(reminder.key)]
