@@ -88,7 +88,8 @@ def _integration_deadline(medicine: Session, rule: rules.Rule | None) -> dt.date
 def integration_overdue_scan(*, now: dt.datetime | None = None) -> int:
     """Alert the therapist and the front desk about each completed medicine session that has no
     integration booked or done inside its protocol's max_gap(medicine -> integration) window
-    (7 days when the protocol states none). Returns how many new alerts were raised."""
+    (7 days when the protocol states none), and no outside integration or decline recorded for
+    it. Returns how many new alerts were raised."""
     now = now or timezone.now()
     medicine_sessions = list(
         Session.objects.filter(
@@ -96,6 +97,9 @@ def integration_overdue_scan(*, now: dt.datetime | None = None) -> int:
             status=SessionStatus.COMPLETED,
             ends_at__gte=now - INTEGRATION_LOOKBACK,
             ends_at__lte=now,
+            # integration done with an outside therapist, or declined, is recorded, not overdue
+            outside_integrations__isnull=True,
+            integration_decline__isnull=True,
         )
         .select_related("clinic", "patient", "series__preferred_therapist")
         .prefetch_related(

@@ -15,6 +15,8 @@ from scheduling.models import Reminder, Session, StaffAlert
 from tests.factories import (
     ClearedPatientFactory,
     EscortFactory,
+    IntegrationDeclineFactory,
+    OutsideIntegrationFactory,
     ProtocolRuleFactory,
     TreatmentSeriesFactory,
     aware,
@@ -88,6 +90,15 @@ def test_an_integration_booked_inside_the_window_means_no_alert_and_one_outside_
     enforcement.integration_overdue_scan(now=aware(2026, 3, 3, 12))
 
     assert set(StaffAlert.objects.values_list("session_id", flat=True)) == {late.pk}
+
+
+def test_integration_with_an_outside_therapist_or_declined_is_not_overdue():
+    outside = _completed(_book(ClearedPatientFactory(), "medicine", aware(2026, 3, 3, 9)))
+    declined = _completed(_book(ClearedPatientFactory(), "medicine", aware(2026, 3, 4, 9)))
+    OutsideIntegrationFactory(medicine_session=outside, held_on=dt.date(2026, 3, 5))
+    IntegrationDeclineFactory(medicine_session=declined, recorded_by__clinic=declined.clinic)
+
+    assert enforcement.integration_overdue_scan(now=aware(2026, 3, 4, 12)) == 0
 
 
 def test_the_protocols_own_max_gap_sets_the_window():
