@@ -145,13 +145,14 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     _queue = VAR_DIR / "celery"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_queue / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "queue"),
         "data_folder_out": str(_queue / "queue"),
         "processed_folder": str(_queue / "processed"),
+        "control_folder": str(_queue / "control"),  # kombu's default is ./control in the cwd
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -240,3 +241,42 @@ AUDIT_TRUSTED_PROXIES = env.int("AUDIT_TRUSTED_PROXIES", default=0)
 
 # Clinic defaults, used when a clinic has not set its own.
 CLINIC_DEFAULT_TURNOVER_MINUTES = 15
+
+# ---------------------------------------------------------------------------------------------
+# Workers and reminders (issue 5): channels, the reminder outbox, enforcement scans.
+# A clinic plugs in its own e-mail relay (EMAIL_URL=smtp://..., or an anymail EMAIL_BACKEND) and
+# its SMS gateway (SMS_BACKEND=dotted.path.to.a.Backend). With neither set, both channels write
+# one file per message under var/outbox/, deduplicated by the reminder's idempotency key.
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://localhost:8000").rstrip("/")
+REMINDER_OUTBOX_DIR = Path(env.str("REMINDER_OUTBOX_DIR", default=str(VAR_DIR / "outbox")))
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND", default="scheduling.notifications.email.FileOutboxEmailBackend"
+    )
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="reminders@localhost")
+SMS_BACKEND = env.str("SMS_BACKEND", default="scheduling.notifications.sms.FileSmsBackend")
+#: The right-hand side of every reminder's Message-ID, ``<idempotency-key@domain>``.
+REMINDER_MESSAGE_ID_DOMAIN = env.str(
+    "REMINDER_MESSAGE_ID_DOMAIN", default="reminders.ketamine-clinic.invalid"
+)
+REMINDER_BATCH_SIZE = env.int("REMINDER_BATCH_SIZE", default=100)
+#: How long a claimed reminder belongs to the worker that claimed it; a worker that dies is
+#: replaced after this long, and the next one re-sends under the same idempotency key.
+REMINDER_LEASE_SECONDS = env.int("REMINDER_LEASE_SECONDS", default=300)
+REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=6)
+#: Backoff after the n-th failed attempt: base * 4**(n-1), at most REMINDER_RETRY_MAX_SECONDS.
+REMINDER_RETRY_BASE_SECONDS = env.int("REMINDER_RETRY_BASE_SECONDS", default=60)
+REMINDER_RETRY_MAX_SECONDS = env.int("REMINDER_RETRY_MAX_SECONDS", default=3600)
+#: How long one dispatch task keeps claiming batches before it leaves the rest to the next tick.
+REMINDER_DISPATCH_SECONDS = env.int("REMINDER_DISPATCH_SECONDS", default=240)
+#: With a backlog larger than one batch, a dispatch tick starts this many dispatchers in all.
+REMINDER_DISPATCH_FAN_OUT = env.int("REMINDER_DISPATCH_FAN_OUT", default=2)
+#: Seconds the file backends wait after accepting a message: a stand-in for a provider's latency
+#: in tests and benchmarks. Leave at 0 in production.
+REMINDER_FILE_BACKEND_LATENCY = env.float("REMINDER_FILE_BACKEND_LATENCY", default=0.0)
+#: The front desk is alerted when a medicine session's ride home is not confirmed this many
+#: hours before its start (it should be confirmed the day before).
+ESCORT_ALERT_HOURS_BEFORE = env.int("ESCORT_ALERT_HOURS_BEFORE", default=18)

@@ -215,3 +215,8 @@ class SessionAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
         self._audit(request, "cancel", list(queryset))
         _run_service(self, request, queryset, "cancel")
+
+
+# The workers' admin pages (reminder outbox and policy, staff alerts) live beside their services.
+from .alerts import admin as _alerts_admin  # noqa: E402, F401
+from .reminders import admin as _reminders_admin  # noqa: E402, F401

@@ -301,3 +301,8 @@ class Escort(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} for session {self.session_id}"
+
+
+# The workers' models live beside their services; importing them here registers them with the app.
+from .alerts.models import StaffAlert  # noqa: E402, F401
+from .reminders.models import Reminder, ReminderPolicy  # noqa: E402, F401

@@ -40,6 +40,7 @@ from protocols.rules import (
 )
 from protocols.selectors import protocol_spec, protocol_versions, step_for_kind
 
+from .hooks import session_changed
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
 from .planner import (
     Interval,
@@ -614,6 +615,7 @@ def session_create(
         )
         holds = _holds_from(planned, _staff_by_id([planned]))
         _hold_or_conflict(session, holds, replace=False)
+        session_changed(session)
         _after_booking_change(patient, series)
     return session
 
@@ -638,6 +640,7 @@ def _apply_transition(
     session.save()
     if not session.is_live:
         SessionStaff.objects.filter(session=session).update(is_active=False)
+    session_changed(session, now=now)
     return session
 
 
@@ -879,6 +882,7 @@ def _book_planned(
             created_by=created_by,
         )
         _hold_or_conflict(session, _holds_from(item, staff), replace=False)
+        session_changed(session)
         booked.append(session)
     return booked
 
@@ -967,6 +971,7 @@ def _move(
     session.room_released_at = planned.ends_at + dt.timedelta(minutes=room.turnover_minutes)
     session.revision += 1
     _hold_or_conflict(session, _holds_from(planned, staff), replace=True)
+    session_changed(session)
 
 
 def session_reschedule(

@@ -460,3 +460,42 @@ class CalendarFeedFactory(factory.django.DjangoModelFactory):
 
     patient = factory.SubFactory(PatientFactory)
     token_hash = factory.Sequence(lambda n: f"{n:064d}")
+
+
+# --- Workers and reminders (issue 5) ---------------------------------------------------------
+
+
+class ReminderPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = scheduling_models.ReminderPolicy
+        django_get_or_create = ("clinic",)
+
+    clinic = factory.SubFactory(ClinicFactory)
+
+
+class ReminderFactory(factory.django.DjangoModelFactory):
+    """An outbox row written directly: for dispatcher tests and the benchmark."""
+
+    class Meta:
+        model = scheduling_models.Reminder
+
+    session = factory.SubFactory(SessionFactory)
+    clinic = factory.SelfAttribute("session.clinic")
+    purpose = "upcoming"
+    channel = clinic_models.Channel.EMAIL
+    offset_minutes = 24 * 60
+    session_starts_at = factory.SelfAttribute("session.starts_at")
+    due_at = factory.LazyAttribute(lambda o: o.session_starts_at - dt.timedelta(days=1))
+    next_attempt_at = factory.SelfAttribute("due_at")
+    key = factory.Sequence(lambda n: f"test-reminder-{n}")
+
+
+class StaffAlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = scheduling_models.StaffAlert
+
+    clinic = factory.SubFactory(ClinicFactory)
+    kind = "series_violation"
+    message = "A medicine session has no integration session after it."
+    target_role = clinic_models.Role.FRONT_DESK
+    dedupe_key = factory.Sequence(lambda n: f"test-alert-{n}")
