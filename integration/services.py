@@ -21,6 +21,8 @@ from django.utils import timezone
 from clinic.errors import InvalidInput, RuleViolation
 from clinic.models import Patient, Role, Screening, ScreeningResult, StaffMember, User
 from protocols.models import CareModel, Route, SessionKind
+from scheduling.alerts.models import AlertKind
+from scheduling.alerts.services import staff_alert_raise
 from scheduling.models import LIVE_STATUSES, Session, SessionStaff, SessionStatus, TreatmentSeries
 
 from . import clinical_selectors, measures
@@ -639,10 +641,9 @@ def safety_alert_raise(
 
 
 def _staff_alert_send(event: IntegrationSafetyEvent) -> None:
-    """STAFF ALERT: until the StaffAlert model lands (workers branch), the urgent alert is a
-    CRITICAL log line. Replace the body with the one call, e.g.
-    ``staff_alert_raise(kind="phq9_self_harm", urgency="urgent", recipients=[event.therapist,
-    event.prescriber], subject=event)`` (clinic admins when either is unknown)."""
+    """Alert the patient's therapist and prescriber at once, each by name (the clinic's admins
+    when either is unknown), through the staff alerts every scan uses: one alert per event and
+    person however often this runs, e-mailed after the transaction commits."""
     alert_log.critical(
         "urgent phq9_self_harm patient=%s event=%s answer=%s therapist=%s prescriber=%s",
         event.patient_id,
@@ -651,6 +652,21 @@ def _staff_alert_send(event: IntegrationSafetyEvent) -> None:
         event.therapist_id,
         event.prescriber_id,
     )
+    message = (
+        f"URGENT: {event.patient.full_name} answered {event.answer} to PHQ-9 item 9 "
+        "(thoughts of being better off dead or of self-harm). Contact the patient today."
+    )
+    series_id = event.response.assignment.series_id
+    for role, person in ((Role.THERAPIST, event.therapist), (Role.PRESCRIBER, event.prescriber)):
+        staff_alert_raise(
+            clinic=event.patient.clinic_id,
+            kind=AlertKind.PHQ9_SELF_HARM,
+            message=message,
+            dedupe_key=f"phq9_self_harm:{event.pk}:{role}",
+            target_role="" if person is not None else Role.CLINIC_ADMIN,
+            target_staff=person,
+            series_id=series_id,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

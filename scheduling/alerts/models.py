@@ -17,6 +17,7 @@ class AlertKind(models.TextChoices):
     SCREENING_EXPIRED = "screening_expired", "Screening lapses before a medicine session"
     ESCORT_UNCONFIRMED = "escort_unconfirmed", "Ride home not confirmed"
     REMINDER_FAILED = "reminder_failed", "Reminder could not be sent"
+    PHQ9_SELF_HARM = "phq9_self_harm", "PHQ-9: thoughts of self-harm (urgent)"
 
 
 class StaffAlert(models.Model):

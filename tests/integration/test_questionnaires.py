@@ -18,6 +18,7 @@ from integration.models import (
     QuestionnaireResponse,
 )
 from scheduling import services as scheduling_services
+from scheduling.alerts.models import StaffAlert
 from scheduling.models import Session
 from tests.factories import PatientFactory, StaffMemberFactory, UserFactory, aware
 
@@ -274,6 +275,15 @@ def test_item_nine_above_zero_alerts_the_therapist_and_the_prescriber(
         f"urgent phq9_self_harm patient={place.patient.pk} event={event.pk} answer=2 "
         f"therapist={place.therapist.pk} prescriber={place.prescriber.pk}"
     ]
+    alerts = StaffAlert.objects.order_by("dedupe_key")
+    assert list(alerts.values_list("kind", "target_staff_id", "series_id", "dedupe_key")) == [
+        ("phq9_self_harm", place.prescriber.pk, series.pk, f"phq9_self_harm:{event.pk}:prescriber"),
+        ("phq9_self_harm", place.therapist.pk, series.pk, f"phq9_self_harm:{event.pk}:therapist"),
+    ]
+    assert alerts[0].message == (
+        f"URGENT: {place.patient.full_name} answered 2 to PHQ-9 item 9 (thoughts of being better "
+        "off dead or of self-harm). Contact the patient today."
+    )
 
 
 def test_without_a_preferred_therapist_the_last_sessions_therapist_is_alerted(place) -> None:
