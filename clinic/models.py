@@ -346,6 +346,7 @@ class AuditEvent(models.Model):
         API = "api", "REST API"
         ADMIN = "admin", "Django admin"
         CALENDAR_FEED = "calendar_feed", "Calendar feed"
+        LINK = "reminder_link", "Link in a reminder"
 
     at = models.DateTimeField(default=timezone.now)
     actor_id = models.BigIntegerField(null=True, blank=True)

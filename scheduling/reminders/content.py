@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.template.loader import render_to_string
 
 from clinic.models import Role
 from protocols.models import SessionKind
 
+from ..links import session_action_url
 from ..models import LIVE_STATUSES, Session, SessionStatus
 from .models import Reminder, ReminderPurpose
 
@@ -44,9 +44,10 @@ def _duration_text(delta: dt.timedelta) -> str:
     return f"{hours} hours" if hours != 1 else "1 hour"
 
 
-def portal_url(session_id: int, action: str) -> str:
-    """The portal's action for a session (API.md: ``POST /api/v1/me/sessions/{id}/<action>/``)."""
-    return f"{settings.PORTAL_BASE_URL}/api/v1/me/sessions/{session_id}/{action}/"
+def portal_url(session: Session, action: str) -> str:
+    """A signed link that confirms or cancels the session in one tap (``scheduling.links``):
+    a message's link is opened with a GET and carries no bearer token."""
+    return session_action_url(session, action)
 
 
 def _next_integration(session: Session) -> Session | None:
@@ -76,10 +77,10 @@ def reminder_context(reminder: Reminder, *, now: dt.datetime) -> dict[str, Any]:
         "starts_in": _duration_text(session.starts_at - now),
         "tz_name": str(tz),
         "late_cancel_hours": session.clinic.late_cancel_hours,
-        "confirm_url": portal_url(session.pk, "confirm")
+        "confirm_url": portal_url(session, "confirm")
         if session.status == SessionStatus.BOOKED
         else "",
-        "cancel_url": portal_url(session.pk, "cancel")
+        "cancel_url": portal_url(session, "cancel")
         if session.status in (SessionStatus.BOOKED, SessionStatus.CONFIRMED)
         else "",
     }
@@ -102,7 +103,7 @@ def reminder_context(reminder: Reminder, *, now: dt.datetime) -> dict[str, Any]:
         )
         context["integration_with"] = ", ".join(therapists)
         context["integration_confirm_url"] = (
-            portal_url(integration.pk, "confirm")
+            portal_url(integration, "confirm")
             if integration and integration.status == SessionStatus.BOOKED
             else ""
         )
