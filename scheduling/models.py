@@ -8,6 +8,8 @@ chairs) is checked under a row lock on the staff member in ``scheduling.services
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib.postgres.fields import RangeOperators
 from django.db import models
@@ -91,6 +93,10 @@ class SessionStatus(models.TextChoices):
 
 
 #: Statuses that hold their room, patient and staff. Cancelled and no-show sessions free the slot.
+#: The longest a session may hold its room (turnover included) or a staff member: a database check,
+#: so that reads of busy time can bound their index scans from below.
+MAX_HOLD = dt.timedelta(days=1)
+
 LIVE_STATUSES: tuple[str, ...] = (
     SessionStatus.BOOKED,
     SessionStatus.CONFIRMED,
@@ -153,6 +159,12 @@ class Session(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(
                 condition=Q(room_released_at__gte=F("ends_at")),
                 name="session_room_released_after_end",
+            ),
+            # Reads of busy time can then bound their index scan from below: whatever overlaps a
+            # window started at most a day before it (services cap a session at 12 hours).
+            models.CheckConstraint(
+                condition=Q(room_released_at__lte=F("starts_at") + MAX_HOLD),
+                name="session_room_held_at_most_a_day",
             ),
             models.CheckConstraint(
                 condition=Q(kind__in=SessionKind.values), name="session_kind_valid"
@@ -262,6 +274,10 @@ class SessionStaff(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(starts_at__lt=F("ends_at")), name="staffhold_starts_before_ends"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__lte=F("starts_at") + MAX_HOLD),
+                name="staffhold_at_most_a_day",
             ),
             OverlapExclusion(
                 name="staffhold_single_capacity_no_overlap",

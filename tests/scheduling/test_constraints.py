@@ -110,6 +110,13 @@ def test_inactive_staff_holds_free_the_staff_member() -> None:
         ({"room_released_at": NINE + dt.timedelta(minutes=30)}, "session_room_released_after_end"),
         ({"kind": "massage"}, "session_kind_valid"),
         ({"route": "im"}, "session_route_only_for_medicine"),
+        (
+            {
+                "ends_at": NINE + dt.timedelta(hours=20),
+                "room_released_at": NINE + dt.timedelta(hours=24, minutes=1),
+            },
+            "session_room_held_at_most_a_day",
+        ),
     ],
 )
 def test_session_check_constraints(changes: dict[str, object], constraint: str) -> None:
@@ -117,6 +124,23 @@ def test_session_check_constraints(changes: dict[str, object], constraint: str) 
     with pytest.raises(IntegrityError) as caught, transaction.atomic():
         Session.objects.filter(pk=session.pk).update(**changes)
     assert _constraint_of(caught.value) == constraint
+
+
+def test_a_room_may_be_held_for_exactly_a_day_and_no_longer() -> None:
+    session = SessionFactory(starts_at=NINE)
+    day = NINE + dt.timedelta(days=1)
+    Session.objects.filter(pk=session.pk).update(ends_at=day, room_released_at=day)
+    assert Session.objects.get(pk=session.pk).room_released_at == day
+
+
+def test_a_staff_hold_lasts_at_most_a_day() -> None:
+    hold = SessionStaffFactory(session=SessionFactory(starts_at=NINE))
+    SessionStaff.objects.filter(pk=hold.pk).update(ends_at=hold.starts_at + dt.timedelta(days=1))
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        SessionStaff.objects.filter(pk=hold.pk).update(
+            ends_at=hold.starts_at + dt.timedelta(days=1, seconds=1)
+        )
+    assert _constraint_of(caught.value) == "staffhold_at_most_a_day"
 
 
 def test_unknown_status_is_refused_by_the_database() -> None:
