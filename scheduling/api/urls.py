@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import portal, views
+from . import availability, portal, views
 
 urlpatterns = [
     path("sessions/", views.SessionList.as_view(), name="session-list"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("sessions/<int:pk>/no-show/", views.SessionNoShow.as_view(), name="session-no-show"),
     path("series/", views.SeriesList.as_view(), name="series-list"),
     path("series/<int:pk>/", views.SeriesDetail.as_view(), name="series-detail"),
+    path("availability/", availability.AvailabilityView.as_view(), name="availability"),
     path("day-sheet/", views.DaySheetView.as_view(), name="day-sheet"),
     path("caseload/", views.CaseloadView.as_view(), name="caseload"),
     path("me/", portal.MeView.as_view(), name="me"),
