@@ -31,7 +31,8 @@ from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import BigIntegerField, Exists, F, Func, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Exists, Q, QuerySet, Value
 from django.utils import timezone
 
 from clinic.models import Clinic, OpeningHours, Room, StaffRole, TimeOff, WorkingHours
@@ -247,6 +248,16 @@ class _People:
         self._days = _Days(calendar.tz)
         self._day_list = days
         self._free: dict[tuple[int, int], int] = {}
+        self._windows: dict[tuple[Hours, ...], list[Span]] = {}
+
+    def working(self, hours: tuple[Hours, ...]) -> list[Span]:
+        """The working windows of ``hours`` on every day asked about (shared by everyone with
+        the same weekly hours)."""
+        found = self._windows.get(hours)
+        if found is None:
+            found = [window for day in self._day_list for window in self._days.windows(hours, day)]
+            self._windows[hours] = found
+        return found
 
     def free(self, person: StaffTime, length: int) -> int:
         key = (person.id, length)
@@ -254,12 +265,7 @@ class _People:
         if found is None:
             found = self.everyone
             if person.working_hours:
-                windows = [
-                    window
-                    for day in self._day_list
-                    for window in self._days.windows(person.working_hours, day)
-                ]
-                found &= _inside(self.starts, windows, length)
+                found &= _inside(self.starts, self.working(person.working_hours), length)
             if person.time_off:
                 found &= ~_blocked(self.starts, person.time_off, length)
             busy = (
@@ -369,39 +375,18 @@ def free_starts(
 # Loading the busy time
 
 
-class EpochSeconds(Func):
-    """Whole seconds since the epoch of an instant, rounded down (or up, ``ceil=True``): an
-    integer the pure half compares without building a ``datetime`` per row."""
-
-    output_field = BigIntegerField()
-
-    def __init__(self, expression: Any, *, ceil: bool = False) -> None:
-        super().__init__(expression)
-        self.ceil = ceil
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        rounding = "CEIL" if self.ceil else "FLOOR"
-        return self.as_sql(
-            compiler,
-            connection,
-            template=f"{rounding}(EXTRACT(EPOCH FROM %(expressions)s))::bigint",
-            **extra,
-        )
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # strftime('%f') is "SS.SSS": a fraction of a second rounds an end up.
-        up = (
-            " + (CAST(strftime('%%f', %(expressions)s) AS REAL)"
-            " > CAST(strftime('%%S', %(expressions)s) AS INTEGER))"
-            if self.ceil
-            else ""
-        )
-        return self.as_sql(
-            compiler,
-            connection,
-            template=f"(CAST(strftime('%%s', %(expressions)s) AS INTEGER){up})",
-            **extra,
-        )
+def _epoch_sql(column: str, *, ceil: bool) -> str:
+    """SQL for whole seconds since the epoch of a ``timestamptz`` column, rounded down (or up):
+    an integer the pure half compares without building a ``datetime`` per row (psycopg's
+    ``timestamptz`` loader is the slowest part of reading busy time)."""
+    if connection.vendor == "postgresql":
+        return f"{'CEIL' if ceil else 'FLOOR'}(EXTRACT(EPOCH FROM {column}))::bigint"
+    # SQLite keeps instants as UTC text; strftime('%f') is "SS.SSS", so a fraction rounds up.
+    # (%% because the query is run with parameters.)
+    up = (
+        f" + (CAST(strftime('%%f', {column}) AS REAL) > CAST(strftime('%%S', {column}) AS INTEGER))"
+    )
+    return f"(CAST(strftime('%%s', {column}) AS INTEGER){up if ceil else ''})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,75 +417,73 @@ def _staff_roles(
                 chosen_takes_another = StaffRole.objects.filter(staff_id=staff_id, role__in=others)
                 reach |= Q(Q(role=role), Exists(chosen_takes_another))
         rows = rows.filter(reach)
-    return rows.values_list("staff_id", "role", "staff__max_concurrent_patients")
+    return rows.order_by().values_list("staff_id", "role", "staff__max_concurrent_patients")
 
 
 def _busy_rows(
     *,
     rooms: Sequence[int],
-    staff: QuerySet[Any, Any],
+    staff: Sequence[int],
     patient_id: int | None,
     window: Span,
 ) -> list[tuple[int, int, int, int]]:
     """Every interval that can block a start in ``window``, as (tag, owner, start, end), in one
     query. Rooms and staff holds last at most ``MAX_HOLD`` (a database check), so an interval
     overlapping the window starts no earlier than ``MAX_HOLD`` before it: the lower bound on
-    ``starts_at`` lets the (owner, starts_at) index scan only the window."""
+    ``starts_at`` lets the (owner, starts_at) indexes scan only the window.
+
+    Written as SQL: Django's query building cost more than the query itself."""
     low, high = (dt.datetime.fromtimestamp(bound, dt.UTC) for bound in window)
     since = low - MAX_HOLD
-    live = Session.objects.filter(
-        status__in=LIVE_STATUSES, starts_at__gte=since, starts_at__lt=high
-    )
+    instant = connection.ops.adapt_datetimefield_value
+    sessions = Session._meta.db_table
+    holds = SessionStaff._meta.db_table
+    time_off = TimeOff._meta.db_table
 
-    def tagged(queryset: QuerySet[Any], tag: int, owner: str, start: str, end: str) -> Any:
-        return queryset.annotate(
-            tag=Value(tag),
-            owner=F(owner),
-            start=EpochSeconds(F(start)),
-            end=EpochSeconds(F(end), ceil=True),
-        ).values_list("tag", "owner", "start", "end")
+    def among(values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return "(" + ", ".join(["%s"] * len(values)) + ")", list(values)
 
+    live, live_params = among(LIVE_STATUSES)
+    room_list, room_params = among(rooms or [0])
+    staff_list, staff_params = among(staff or [0])
     parts = [
-        tagged(
-            live.filter(room_id__in=rooms, room_released_at__gt=low),
-            _ROOM,
-            "room_id",
-            "starts_at",
-            "room_released_at",
+        (
+            f"SELECT {_ROOM}, room_id, {_epoch_sql('starts_at', ceil=False)}, "
+            f"{_epoch_sql('room_released_at', ceil=True)} FROM {sessions} "
+            f"WHERE room_id IN {room_list} AND status IN {live} "
+            "AND starts_at >= %s AND starts_at < %s AND room_released_at > %s",
+            [*room_params, *live_params, instant(since), instant(high), instant(low)],
         ),
-        tagged(
-            SessionStaff.objects.filter(
-                staff_id__in=staff,
-                is_active=True,
-                starts_at__gte=since,
-                starts_at__lt=high,
-                ends_at__gt=low,
-            ),
-            _STAFF,
-            "staff_id",
-            "starts_at",
-            "ends_at",
+        (
+            f"SELECT {_STAFF}, staff_id, {_epoch_sql('starts_at', ceil=False)}, "
+            f"{_epoch_sql('ends_at', ceil=True)} FROM {holds} "
+            f"WHERE staff_id IN {staff_list} AND is_active "
+            "AND starts_at >= %s AND starts_at < %s AND ends_at > %s",
+            [*staff_params, instant(since), instant(high), instant(low)],
         ),
-        tagged(
-            TimeOff.objects.filter(staff_id__in=staff, starts_at__lt=high, ends_at__gt=low),
-            _TIME_OFF,
-            "staff_id",
-            "starts_at",
-            "ends_at",
+        (
+            f"SELECT {_TIME_OFF}, staff_id, {_epoch_sql('starts_at', ceil=False)}, "
+            f"{_epoch_sql('ends_at', ceil=True)} FROM {time_off} "
+            f"WHERE staff_id IN {staff_list} AND starts_at < %s AND ends_at > %s",
+            [*staff_params, instant(high), instant(low)],
         ),
     ]
     if patient_id is not None:
         parts.append(
-            tagged(
-                live.filter(patient_id=patient_id, ends_at__gt=low),
-                _PATIENT,
-                "patient_id",
-                "starts_at",
-                "ends_at",
+            (
+                f"SELECT {_PATIENT}, patient_id, {_epoch_sql('starts_at', ceil=False)}, "
+                f"{_epoch_sql('ends_at', ceil=True)} FROM {sessions} "
+                f"WHERE patient_id = %s AND status IN {live} "
+                "AND starts_at >= %s AND starts_at < %s AND ends_at > %s",
+                [patient_id, *live_params, instant(since), instant(high), instant(low)],
             )
         )
-    first, *rest = parts
-    return list(first.union(*rest, all=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            " UNION ALL ".join(sql for sql, _ in parts),
+            [param for _, params in parts for param in params],
+        )
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def availability(
@@ -516,38 +499,40 @@ def availability(
 ) -> Availability:
     """The free starts of one session of ``step`` at ``clinic``; see ``free_starts``.
 
-    Five queries, whatever the number of sessions: opening hours with the staff's working hours,
-    closures, rooms, staff with their roles, and every busy interval. The caller checks that
+    Five queries, whatever the number of sessions: staff with their roles, rooms, opening hours
+    with the staff's working hours, closures, and every busy interval. The caller checks that
     ``patient_id``, ``staff_id`` and ``room_id`` belong to ``clinic``.
     """
     now = now or timezone.now()
     tz = clinic.tz
     first_instant = max(epoch(dt.datetime.combine(date_from, dt.time(0), tzinfo=tz)), epoch(now))
-    staff_rows = _staff_roles(clinic, step, staff_id)
-    staff_ids = staff_rows.values("staff_id")
-    hours_rows = list(
-        OpeningHours.objects.filter(clinic=clinic)
-        .annotate(owner=Value(0))
-        .values_list("owner", "weekday", "start", "end")
-        .union(
-            WorkingHours.objects.filter(staff_id__in=staff_ids).values_list(
-                "staff_id", "weekday", "start", "end"
-            ),
-            all=True,
-        )
-    )
-    closures = frozenset(
-        clinic.closures.filter(date__range=(date_from, date_to)).values_list("date", flat=True)
-    )
+    roles: dict[int, set[str]] = defaultdict(set)
+    capacity: dict[int, int] = {}
+    for member, role, most in _staff_roles(clinic, step, staff_id):
+        roles[member].add(role)
+        capacity[member] = most
+    staff_ids = sorted(roles)
     rooms = Room.objects.filter(clinic=clinic, is_active=True, kind=step.room_kind)
     if room_id is not None:
         rooms = rooms.filter(pk=room_id)
     room_rows = list(rooms.order_by("id").values_list("id", "turnover_minutes"))
-    roles: dict[int, set[str]] = defaultdict(set)
-    capacity: dict[int, int] = {}
-    for member, role, most in staff_rows:
-        roles[member].add(role)
-        capacity[member] = most
+    hours_rows = list(
+        OpeningHours.objects.filter(clinic=clinic)
+        .order_by()
+        .annotate(owner=Value(0))
+        .values_list("owner", "weekday", "start", "end")
+        .union(
+            WorkingHours.objects.filter(staff_id__in=staff_ids)
+            .order_by()
+            .values_list("staff_id", "weekday", "start", "end"),
+            all=True,
+        )
+    )
+    closures = frozenset(
+        clinic.closures.filter(date__range=(date_from, date_to))
+        .order_by()
+        .values_list("date", flat=True)
+    )
     longest_turnover = max((turnover for _, turnover in room_rows), default=0)
     last_instant = epoch(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(0), tzinfo=tz))
     window = (first_instant, last_instant + (step.duration_minutes + longest_turnover) * 60)
@@ -582,7 +567,7 @@ def availability(
                 tuple(busy.get((_TIME_OFF, member), ())),
                 tuple(busy.get((_STAFF, member), ())),
             )
-            for member in sorted(roles)
+            for member in staff_ids
         ],
         not_before=now,
         patient_busy=tuple(busy.get((_PATIENT, patient_id), ())) if patient_id else (),
