@@ -307,6 +307,32 @@ def _staffed(
     return distinct
 
 
+def _staffed_with(
+    people: _People,
+    roles: Sequence[tuple[str, int]],
+    by_role: Sequence[Sequence[StaffTime]],
+    staff_id: int,
+) -> int:
+    """The starts at which every role is staffed with ``staff_id`` taking one of them.
+
+    As the booking check does (``planner.place_session``), that person must be free for the
+    longest hold among the step's roles they hold, whichever role they end up taking.
+    """
+    chosen = people.by_id.get(staff_id)
+    held = [length for role, length in roles if chosen is not None and role in chosen.roles]
+    if chosen is None or not held:
+        return 0
+    staffed = 0
+    for n, (role, _) in enumerate(roles):
+        if role in chosen.roles:
+            candidates = [
+                [chosen] if m == n else [p for p in group if p.id != staff_id]
+                for m, group in enumerate(by_role)
+            ]
+            staffed |= _staffed(people, roles, candidates)
+    return staffed & people.free(chosen, max(held))
+
+
 def free_starts(
     step: Step,
     day_from: dt.date,
@@ -353,17 +379,7 @@ def free_starts(
         if staff_id is None:
             free &= _staffed(people, roles, by_role)
         else:
-            chosen = people.by_id.get(staff_id)
-            with_them = 0
-            for n, (role, _) in enumerate(roles):
-                if chosen is None or role not in chosen.roles:
-                    continue
-                candidates = [
-                    [chosen] if m == n else [p for p in group if p.id != staff_id]
-                    for m, group in enumerate(by_role)
-                ]
-                with_them |= _staffed(people, roles, candidates)
-            free &= with_them
+            free &= _staffed_with(people, roles, by_role, staff_id)
     return [
         dt.datetime.fromtimestamp(start, dt.UTC)
         for bit, start in enumerate(starts)
