@@ -15,7 +15,6 @@ urlpatterns = [
     path("series/", views.SeriesList.as_view(), name="series-list"),
     path("series/<int:pk>/", views.SeriesDetail.as_view(), name="series-detail"),
     path("day-sheet/", views.DaySheetView.as_view(), name="day-sheet"),
-    path("caseload/", views.CaseloadView.as_view(), name="caseload"),
     path("me/", portal.MeView.as_view(), name="me"),
     path("me/series/", portal.MeSeries.as_view(), name="me-series"),
     path("me/sessions/", portal.MeSessions.as_view(), name="me-sessions"),

@@ -1,5 +1,5 @@
-"""Booking and the front desk's reads (API.md): sessions, their lifecycle, series, the day sheet
-and the caseload. One view per action; each calls one service.
+"""Booking and the front desk's reads (API.md): sessions, their lifecycle, series and the day
+sheet (the caseload is ``integration.api``). One view per action; each calls one service.
 
 Session edits honour ``If-Match`` (the session's ``revision``, also its ``ETag``): the session
 row is locked, the revision compared, and the service run, all in one transaction, so two
@@ -37,7 +37,6 @@ from clinic.api.scope import (
     staff_visible,
 )
 from clinic.models import Role, StaffMember, User
-from integration.selectors import caseload_for_therapist
 from protocols.models import SessionKind
 from scheduling import services
 from scheduling.models import (
@@ -385,48 +384,3 @@ class DaySheetView(StaffView):
         sessions = [session for room in sheet.rooms for session in room.sessions]
         audit(request, "list", "session", sessions, _patient_of_session)
         return Response(s.DaySheetSerializer(sheet).data)
-
-
-class CaseloadView(StaffView):
-    serializer_class = s.CaseloadSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "therapist", OpenApiTypes.INT, description="A staff id; default: yourself."
-            )
-        ],
-        responses=s.CaseloadSerializer,
-    )
-    def get(self, request: Request) -> Response:
-        query = _TherapistQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        therapist_id = query.validated_data.get("therapist")
-        caller = self.caller
-        if therapist_id is None:
-            if caller.staff is None:
-                raise ValidationError({"therapist": ["Name the therapist."]})
-            therapist: StaffMember | None = caller.staff
-        elif caller.staff is not None and therapist_id == caller.staff.pk:
-            therapist = caller.staff
-        elif caller.sees_whole_clinic:
-            therapist = staff_visible(caller).filter(pk=therapist_id).first()
-        else:
-            therapist = None
-        if therapist is None:
-            raise NotFound()
-        rows = caseload_for_therapist(
-            therapist, now=timezone.now(), patients=patients_visible(caller)
-        )
-        audit(
-            request,
-            "list",
-            "session",
-            [item.medicine for row in rows for item in row.medicine_sessions],
-            _patient_of_session,
-        )
-        return Response(s.CaseloadSerializer({"therapist": therapist.pk, "patients": rows}).data)
-
-
-class _TherapistQuery(drf_serializers.Serializer):
-    therapist = drf_serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
