@@ -41,6 +41,11 @@ urlpatterns = [
         views.QuestionnaireAnswerStaff.as_view(),
         name="questionnaire-answers",
     ),
+    path(
+        "series/<int:pk>/decline-integration/",
+        views.SeriesDeclineIntegration.as_view(),
+        name="series-decline-integration",
+    ),
     path("series/<int:pk>/scores/", views.SeriesScores.as_view(), name="series-scores"),
     path(
         "series/<int:pk>/questionnaires/",

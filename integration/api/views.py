@@ -360,6 +360,36 @@ class DeclineIntegration(SessionRecordCreate):
         )
 
 
+class SeriesDeclineIntegration(IntegrationStaffView):
+    """An infusion-only patient chose no integration therapy for the whole series."""
+
+    serializer_class = s.IntegrationDeclineSerializer
+    queryset = TreatmentSeries.objects.none()
+
+    @extend_schema(
+        request=s.DeclineInputSerializer, responses={201: s.IntegrationDeclineSerializer}
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        series: TreatmentSeries = self.scoped_object(
+            series_visible(self.caller).select_related(
+                "patient__clinic", "protocol_version__protocol"
+            ),
+            pk,
+        )
+        member = self.staff_member(*INTEGRATION_RECORDERS, Role.PRESCRIBER)
+        data = _validated(s.DeclineInputSerializer, request.data)
+        with transaction.atomic():
+            decline = services.integration_decline_record(
+                recorded_by=member, reason=data["reason"], series=series
+            )
+            audit(request, "create", "integration_decline", [decline], lambda _: series.patient_id)
+        return Response(
+            s.IntegrationDeclineSerializer(decline, context=_zone(series.patient.clinic.tz)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
 class OutsideIntegrationConfirm(IntegrationStaffView):
     """Staff record the outside therapist's (or the patient's) confirmation."""
 

@@ -126,6 +126,7 @@ def _staff_requests(t: dict[str, int]) -> list[tuple[str, str, dict[str, Any]]]:
             {"answers": [0, 0, 0, 0, 0, 0, 0, 0, 0]},
         ),
         ("get", f"/api/v1/series/{t['series']}/scores/", {}),
+        ("post", f"/api/v1/series/{t['series']}/decline-integration/", {"reason": "No."}),
         ("get", f"/api/v1/series/{t['series']}/questionnaires/", {}),
     ]
 

@@ -172,6 +172,39 @@ def test_a_kap_series_cannot_decline_its_integration(world, as_user, frozen) -> 
     assert IntegrationDecline.objects.count() == 0
 
 
+def test_an_infusion_only_series_declines_integration(world, as_user, frozen) -> None:
+    series = TreatmentSeriesFactory(
+        patient=world.patient_a,
+        protocol_version=ProtocolVersionFactory(protocol=ProtocolFactory(care_model="infusion")),
+    )
+    session_id = book_medicine(world, as_user, START, series=series.pk)
+    escort(world, as_user, session_id)
+    record_medicine_session(world, as_user, frozen, session_id, START)
+    path = f"/api/v1/series/{series.pk}/decline-integration/"
+    assert post(as_user(world.nurse), path, {"reason": "x"}).status_code == 403
+
+    answer = post(as_user(world.front_desk), path, {"reason": "Infusion only, by choice."})
+
+    assert answer.status_code == 201
+    assert (answer.json()["series"], answer.json()["medicine_session"]) == (series.pk, None)
+    frozen.move_to(START + dt.timedelta(days=30))
+    assert _integration_status(as_user, world) == ["declined"]
+
+
+def test_a_kap_series_cannot_decline_as_a_whole(world, as_user, frozen) -> None:
+    series = TreatmentSeriesFactory(
+        patient=world.patient_a, protocol_version=ProtocolVersionFactory()
+    )
+    answer = post(
+        as_user(world.front_desk),
+        f"/api/v1/series/{series.pk}/decline-integration/",
+        {"reason": "Prefers not."},
+    )
+    assert answer.status_code == 422
+    assert [v["rule"] for v in answer.json()["violations"]] == ["integration_is_part_of_kap"]
+    assert IntegrationDecline.objects.count() == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Notes
 
