@@ -332,3 +332,49 @@ def test_check_in_needs_consent_on_file(world, as_user, frozen) -> None:
     assert answer.status_code == 422
     assert [v["rule"] for v in answer.json()["violations"]] == ["consent_gate"]
     assert Session.objects.get(pk=session_id).status == "booked"
+
+
+ODD_VALUES = [None, "", "NaN", "Infinity", "-1", "1e400", 10**30, True, [], {}, "2026-13-45"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "field"),
+    [
+        ("dose", "dose_mg"),
+        ("dose", "weight_kg"),
+        ("dose", "started_at"),
+        ("dose", "route"),
+        ("dose/end", "ended_at"),
+        ("vitals", "systolic_mmhg"),
+        ("vitals", "measured_at"),
+        ("vitals", "phase"),
+        ("adverse-events", "code"),
+        ("adverse-events", "noted_at"),
+        ("discharge", "criteria"),
+        ("discharge", "discharged_at"),
+        ("discharge", "escort_handoff_name"),
+    ],
+)
+def test_odd_values_are_refused_never_a_server_error(
+    world, as_user, frozen, checked_in, endpoint, field
+) -> None:
+    bodies = {
+        "dose": _dose(START),
+        "dose/end": {"ended_at": iso(START)},
+        "vitals": vitals("before", START),
+        "adverse-events": {"code": "nausea", "noted_at": iso(START)},
+        "discharge": {
+            "discharged_at": iso(START),
+            "escort_handoff_name": "Robin",
+            "criteria": ALL_CRITERIA,
+        },
+    }
+    nurse = as_user(world.nurse)
+    before = _record_state()
+    for value in ODD_VALUES:
+        answer = post(
+            nurse, f"/api/v1/sessions/{checked_in}/{endpoint}/", {**bodies[endpoint], field: value}
+        )
+        assert answer.status_code in (400, 422), (value, answer.json())
+        assert answer["Content-Type"] == "application/problem+json"
+    assert _record_state() == before
