@@ -245,7 +245,7 @@ class DoseRecordSerializer(serializers.ModelSerializer):
         return DischargeSerializer(dose, context=self.context).data
 
 
-class ViolationSerializer(serializers.Serializer):
+class MissingForCompletionSerializer(serializers.Serializer):
     rule = serializers.CharField()
     message = serializers.CharField()
     sessions = serializers.ListField(child=serializers.IntegerField())
@@ -262,7 +262,7 @@ class ClinicalRecordSerializer(serializers.Serializer):
     can_complete = serializers.BooleanField(
         help_text="True when the dose, the vital signs after it and the discharge are recorded."
     )
-    missing_for_completion = ViolationSerializer(many=True)
+    missing_for_completion = MissingForCompletionSerializer(many=True)
 
 
 # ---------------------------------------------------------------------------------------------
