@@ -5,9 +5,12 @@ that plan, all or nothing, idempotently."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 import pytest
+from django.db import connection, connections, transaction
 
 from clinic.models import AuditEvent
 from protocols.models import ProtocolVersion
@@ -480,3 +483,129 @@ def test_a_patient_the_caller_cannot_see_is_an_unknown_id(
     assert response.json()["errors"] == {
         "patient": [f'Invalid pk "{world.other_patient.pk}" - object does not exist.']
     }
+
+
+# ------------------------------------------------------------------------- every retry lost
+
+
+def _rival_slots(world, kap: ProtocolVersion) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Where three rival bookings must land so that each of ``series_book``'s attempts loses its
+    first write: attempt k plans around the rivals committed before it, so rival k takes the
+    first session of that plan. Worked out by planning around each rival in turn, then rolled
+    back."""
+    slots: list[tuple[dt.datetime, dt.datetime]] = []
+    with transaction.atomic():
+        for _ in range(services.BOOK_ATTEMPTS):
+            plan = services.series_plan(
+                patient=world.patient_a, protocol_version=kap, earliest_start=dt.date(2026, 3, 2)
+            )
+            first = min(plan.sessions, key=lambda item: item.starts_at)
+            slots.append((first.starts_at, first.ends_at))
+            _rival_row(world, *slots[-1])
+        transaction.set_rollback(True)
+    return slots
+
+
+def _rival_row(world, starts_at: dt.datetime, ends_at: dt.datetime) -> Session:
+    """Another front desk's booking of the same patient, in the chair KAP never uses."""
+    return Session.objects.create(
+        patient=world.patient_a,
+        clinic=world.clinic,
+        kind="follow_up",
+        room=world.chair,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        room_released_at=ends_at,
+    )
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def _wait_until_blocked_by(waiter: int, holder: int) -> None:
+    with connection.cursor() as cursor:
+        for _ in range(600):
+            cursor.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [holder, waiter])
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"backend {waiter} never waited for backend {holder}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_409_when_every_attempt_loses_the_race(world, as_user, frozen, protocols) -> None:
+    """Three rival bookings, each uncommitted while ``series_book`` plans, each committed once
+    the booking's insert waits on it (the exclusion constraint makes it wait): every attempt
+    plans into a slot the next rival takes. The answer names the patient's rival session."""
+    kap = protocols["kap"]
+    slots = _rival_slots(world, kap)
+    rivals: list[dict[str, Any]] = [
+        {"ready": threading.Event(), "commit": threading.Event()} for _ in slots
+    ]
+    failures: list[BaseException] = []
+
+    def rival(state: dict[str, Any], slot: tuple[dt.datetime, dt.datetime]) -> None:
+        try:
+            with transaction.atomic():
+                state["session"] = _rival_row(world, *slot)
+                state["pid"] = _backend_pid()
+                state["ready"].set()
+                assert state["commit"].wait(30)
+        except BaseException as error:
+            failures.append(error)
+            state["ready"].set()
+        finally:
+            connections.close_all()
+
+    def referee(booker: int) -> None:
+        """Commit the rivals one by one, each once the booking waits on it."""
+        try:
+            for state in rivals:
+                _wait_until_blocked_by(booker, state["pid"])
+                state["commit"].set()
+        except BaseException as error:
+            failures.append(error)
+            for state in rivals:
+                state["commit"].set()
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=rival, args=(state, slot))
+        for state, slot in zip(rivals, slots, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for state in rivals:
+        assert state["ready"].wait(30)
+    watcher = threading.Thread(target=referee, args=(_backend_pid(),))
+    watcher.start()
+
+    body = _body(world, kap)
+    del body["preferences"]  # as the rival slots were worked out
+
+    response = as_user(world.front_desk).post("/api/v1/series/", body, format="json")
+
+    for thread in [*threads, watcher]:
+        thread.join(30)
+    assert failures == []
+    assert response.status_code == 409, response.json()
+    last = rivals[-1]["session"]
+    assert response.json()["violations"] == [
+        {
+            "rule": "patient_taken",
+            "message": f"Alex Rivera already has a follow_up session from "
+            f"{slots[-1][0].astimezone(world.clinic.tz):%Y-%m-%d %H:%M} to "
+            f"{slots[-1][1].astimezone(world.clinic.tz):%Y-%m-%d %H:%M} (session {last.pk}).",
+            "sessions": [last.pk],
+            "suggested_fix": "Choose another time, or another slot.",
+        }
+    ]
+    assert TreatmentSeries.objects.count() == 0
+    assert sorted(Session.objects.values_list("pk", flat=True)) == sorted(
+        state["session"].pk for state in rivals
+    )
+    assert SessionStaff.objects.count() == 0
