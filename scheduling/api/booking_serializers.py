@@ -19,6 +19,7 @@ from clinic.api.scope import patients_visible, staff_visible
 from clinic.api.serializers import StrictSerializer
 from clinic.models import Patient, Role
 from protocols.models import ProtocolVersion, SessionKind
+from scheduling.models import SeriesStatus
 from scheduling.planner import PlannedSession, Preferences
 
 from .serializers import SessionSerializer
@@ -166,7 +167,7 @@ class RescheduleInputSerializer(StrictSerializer):
 
 class RescheduledSeriesSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=SeriesStatus.choices)
     violations = ViolationSerializer(many=True)
 
 
