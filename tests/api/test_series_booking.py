@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from clinic.models import AuditEvent
 from protocols.models import ProtocolVersion
@@ -609,3 +610,21 @@ def test_409_when_every_attempt_loses_the_race(world, as_user, frozen, protocols
         state["session"].pk for state in rivals
     )
     assert SessionStaff.objects.count() == 0
+
+
+def test_planning_queries_do_not_grow_with_the_series(world, as_user, frozen, protocols) -> None:
+    """One session or fifteen: the same reads (the supply and the protocol are fetched whole,
+    and the plan is serialized from memory)."""
+    protocols["booster"] = ProtocolVersion.objects.get(
+        protocol__name="Maintenance booster infusion"
+    )
+    desk = as_user(world.front_desk)
+    counts = {}
+    for name in ("booster", "infusion", "kap"):
+        body = _body(world, protocols[name])
+        with CaptureQueriesContext(connection) as queries:
+            response = desk.post("/api/v1/series/plan/", body, format="json")
+        counts[name] = (len(response.json()["sessions"]), len(queries.captured_queries))
+
+    assert [sessions for sessions, _ in counts.values()] == [1, 7, 15]
+    assert len({queries for _, queries in counts.values()}) == 1, counts
