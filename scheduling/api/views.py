@@ -54,6 +54,7 @@ from scheduling.selectors import (
     sessions_with_details,
 )
 
+from . import booking_serializers as bs
 from . import serializers as s
 
 IF_MATCH = OpenApiParameter(
@@ -219,8 +220,16 @@ class SessionAction(StaffView):
     def user(self) -> User:
         return self.request.user  # type: ignore[return-value]
 
-    def perform(self, session: Session, data: dict[str, Any]) -> None:
+    def perform(self, session: Session, data: dict[str, Any]) -> Any:
+        """Run the service; what it returns goes to ``audited`` and ``answer``."""
         raise NotImplementedError
+
+    def audited(self, session: Session, outcome: Any) -> list[Session]:
+        return [session]
+
+    def answer(self, pk: int, outcome: Any) -> Response:
+        session = sessions_with_details(Session.objects.filter(pk=pk)).get()
+        return Response(s.SessionSerializer(session).data, headers={"ETag": etag(session)})
 
     def act(self, request: Request, pk: int) -> Response:
         visible = sessions_visible(self.caller)
@@ -240,10 +249,15 @@ class SessionAction(StaffView):
                 raise NotFound()
             require_roles(self.caller, *self.roles)
             check_if_match(request, session)
-            self.perform(session, data)
-            audit(request, self.action_name, "session", [session], _patient_of_session)
-        session = sessions_with_details(Session.objects.filter(pk=pk)).get()
-        return Response(s.SessionSerializer(session).data, headers={"ETag": etag(session)})
+            outcome = self.perform(session, data)
+            audit(
+                request,
+                self.action_name,
+                "session",
+                self.audited(session, outcome),
+                _patient_of_session,
+            )
+        return self.answer(pk, outcome)
 
 
 FRONT = (Role.FRONT_DESK, Role.CLINIC_ADMIN)
@@ -349,6 +363,19 @@ class SeriesList(StaffView):
         return page_of(
             self, series, s.SeriesSerializer, audit=("series", lambda item: item.patient_id)
         )
+
+    @extend_schema(request=bs.SeriesPlanInputSerializer, responses={201: s.SeriesDetailSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        """Plan and book a whole series, every session or none (``services.series_book``)."""
+        require_roles(self.caller, *FRONT)
+        given = bs.series_request(self.caller, request.data)
+        with transaction.atomic():
+            booked = services.series_book(created_by=request.user, **given.service_arguments())  # type: ignore[arg-type]
+            audit(request, "create", "series", [booked], lambda item: item.patient_id)
+            audit(request, "create", "session", booked.sessions.all(), _patient_of_session)
+        series = series_with_sessions(TreatmentSeries.objects.filter(pk=booked.pk)).get()
+        return Response(s.SeriesDetailSerializer(series).data, status=status.HTTP_201_CREATED)
 
 
 class SeriesDetail(StaffView):
