@@ -8,7 +8,8 @@ the second (confirmed by the patient in the portal); a PHQ-9 at baseline, before
 medicine session and at the end, falling from 20 to 5. At every step the therapist's caseload
 shows exactly the expected integration statuses and scores.
 
-(The series is created with the factory: ``POST /series/`` lands separately.)
+The first course books session by session (its series row made with the factory); the second
+books the standard KAP short course whole with ``POST /series/`` and lives it in the planned order.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 
 from clinic.models import Patient
 from integration.models import QuestionnaireAssignment
+from protocols.models import ProtocolVersion
+from protocols.services import protocols_load_standard
 from tests.api.clinical import (
     book_integration,
     book_medicine,
@@ -257,3 +260,64 @@ def test_a_whole_kap_course(world, as_user, frozen) -> None:
     ]
     row = course.caseload_row()
     assert (row["days_overdue"], row["open_safety_events"], row["next_session"]) == (0, [], None)
+
+
+def test_a_kap_short_course_booked_in_one_step(world, as_user, frozen) -> None:
+    """The standard KAP short course booked whole with ``POST /series/``, then lived session by
+    session in the planned order; the caseload follows each medicine session's integration."""
+    protocols_load_standard()
+    version = ProtocolVersion.objects.get(protocol__name="KAP short course")
+    course = Course(world, as_user, frozen)
+    course.patient = world.patient_a
+    desk, therapist = as_user(world.front_desk), as_user(world.therapist)
+    booked = post(
+        desk,
+        "/api/v1/series/",
+        {
+            "patient": world.patient_a.pk,
+            "protocol": version.pk,
+            "earliest_start": "2026-03-02",
+            "preferences": {
+                "earliest_time": "08:00",
+                "latest_start": "16:00",
+                "therapist": world.therapist.pk,
+            },
+        },
+    )
+    assert booked.status_code == 201, booked.json()
+    sessions = sorted(booked.json()["sessions"], key=lambda item: item["starts_at"])
+    assert [item["kind"] for item in sessions] == [
+        "preparation",
+        "medicine",
+        "integration",
+        "medicine",
+        "integration",
+        "medicine",
+        "integration",
+    ]
+    course.answer_phq9("baseline", [3, 3, 3, 3, 2, 2, 2, 2, 0])
+    expected: list[tuple[str, int]] = []
+    falling = iter([[2, 2, 2, 2, 2, 2, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1, 0]])
+    for item in sessions:
+        starts_at = dt.datetime.fromisoformat(item["starts_at"])
+        if item["kind"] == "medicine":
+            if expected:  # a later medicine session: its PHQ-9 opened (at most) 3 days before
+                frozen.move_to(starts_at - dt.timedelta(hours=1))
+                course.answer_phq9("before_medicine", next(falling), session=item["id"])
+            escort(world, as_user, item["id"])
+            record_medicine_session(world, as_user, frozen, item["id"], starts_at)
+            expected.append(("booked", 0))  # its integration was booked with the series
+        else:
+            frozen.move_to(starts_at)
+            assert post(desk, f"/api/v1/sessions/{item['id']}/check-in/").status_code == 200
+            done = post(therapist, f"/api/v1/sessions/{item['id']}/complete/")
+            assert done.status_code == 200, done.json()
+            if item["kind"] == "integration":
+                expected[-1] = ("done", 0)
+        assert course.statuses() == expected
+    assert expected == [("done", 0)] * 3
+    frozen.move_to(dt.datetime.fromisoformat(sessions[-1]["ends_at"]) + dt.timedelta(hours=1))
+    course.answer_phq9("end_of_series", [1, 1, 1, 1, 1, 0, 0, 0, 0])
+    assert course.phq9() == (5, "mild", -15)
+    trend = therapist.get(f"/api/v1/series/{booked.json()['id']}/scores/").json()
+    assert [p["total_score"] for p in trend["trends"][0]["points"]] == [20, 14, 8, 5]
