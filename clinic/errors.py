@@ -3,7 +3,7 @@ answer (``status`` below), the admin shows ``message``, and tasks record them.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,11 @@ class TakenResource:
         }
 
 
+def sentences(messages: Iterable[str]) -> str:
+    """Messages joined into one detail: each a sentence, separated by a space."""
+    return " ".join(m if m.endswith((".", "?", "!")) else f"{m}." for m in messages)
+
+
 class ResourceConflict(DomainError):
     """A room, a patient or a staff member is already held at that time (HTTP 409)."""
 
@@ -74,7 +79,7 @@ class ResourceConflict(DomainError):
     type = "https://ketamine-clinic.invalid/problems/resource-taken"
 
     def __init__(self, taken: Sequence[TakenResource]) -> None:
-        super().__init__("; ".join(item.message for item in taken))
+        super().__init__(sentences(item.message for item in taken))
         self.taken = tuple(taken)
 
     def problem(self) -> dict[str, Any]:
@@ -91,7 +96,7 @@ class RuleViolation(DomainError):
 
     def __init__(self, violations: Sequence[Mapping[str, Any]], message: str | None = None) -> None:
         self.violations = [dict(v) for v in violations]
-        super().__init__(message or "; ".join(str(v["message"]) for v in self.violations))
+        super().__init__(message or sentences(str(v["message"]) for v in self.violations))
 
     def problem(self) -> dict[str, Any]:
         return {**super().problem(), "violations": self.violations}

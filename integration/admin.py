@@ -1,6 +1,7 @@
 """Admin for the integration app: readable lists with filters. Clinical records are written through
 the services (API, workers), so the admin shows them and does not edit them. Integration notes are
-shown only to superusers and clinic admins, and opening one is an audited read."""
+shown only to superusers and clinic admins. Every list and page of patient data shown writes an
+audit row (``clinic.admin_audit``), like the API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from clinic.admin_audit import AuditedAdminMixin
 from clinic.models import Role
 
 from . import clinical_selectors, services
@@ -59,7 +61,11 @@ class IntegrationLinkAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutsideIntegration)
-class OutsideIntegrationAdmin(ReadOnlyAdmin):
+class OutsideIntegrationAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "outside_integration"
+    list_select_related = ("medicine_session",)
+    patient_of = staticmethod(lambda obj: obj.medicine_session.patient_id)
+
     list_display = ("medicine_session", "therapist_name", "held_on", "confirmed_by", "confirmed_at")
     list_filter = ("confirmed_by", "medicine_session__clinic")
     search_fields = ("therapist_name", "medicine_session__patient__full_name")
@@ -84,7 +90,10 @@ def _is_supervisor(request: HttpRequest) -> bool:
 
 
 @admin.register(IntegrationNote)
-class IntegrationNoteAdmin(ReadOnlyAdmin):
+class IntegrationNoteAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "integration_note"
+    patient_of = staticmethod(lambda obj: obj.session.patient_id)
+
     """Listed without their text; opening one records the read like any other."""
 
     list_display = ("pk", "session", "author", "created_at")
@@ -105,8 +114,10 @@ class IntegrationNoteAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> IntegrationNote | None:
         note = super().get_object(request, object_id, from_field)
-        if note is not None:
+        already_read: set[int] = request.__dict__.setdefault("_integration_notes_read", set())
+        if note is not None and note.pk not in already_read:
             services.note_read(note, request.user)  # type: ignore[arg-type]
+            already_read.add(note.pk)
         return note
 
 
@@ -122,7 +133,11 @@ class QuestionnaireAssignmentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(QuestionnaireResponse)
-class QuestionnaireResponseAdmin(ReadOnlyAdmin):
+class QuestionnaireResponseAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "questionnaire_response"
+    list_select_related = ("assignment__series",)
+    patient_of = staticmethod(lambda obj: obj.assignment.series.patient_id)
+
     list_display = ("assignment", "instrument", "total_score", "severity", "answered_at")
     list_filter = ("instrument", "severity", "assignment__milestone")
     search_fields = ("assignment__series__patient__full_name",)
@@ -130,7 +145,10 @@ class QuestionnaireResponseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IntegrationSafetyEvent)
-class IntegrationSafetyEventAdmin(ReadOnlyAdmin):
+class IntegrationSafetyEventAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "safety_event"
+    patient_of = staticmethod(lambda obj: obj.patient_id)
+
     list_display = ("patient", "item_number", "answer", "raised_at", "therapist", "prescriber")
     list_filter = ("answer", "patient__clinic")
     search_fields = ("patient__full_name",)
@@ -149,7 +167,10 @@ class AdverseEventInline(admin.TabularInline):
 
 
 @admin.register(DoseRecord)
-class DoseRecordAdmin(ReadOnlyAdmin):
+class DoseRecordAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "dose_record"
+    patient_of = staticmethod(lambda obj: obj.session.patient_id)
+
     list_display = (
         "session",
         "route",
@@ -202,7 +223,11 @@ class DoseRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(VitalSigns)
-class VitalSignsAdmin(ReadOnlyAdmin):
+class VitalSignsAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "vital_signs"
+    list_select_related = ("session",)
+    patient_of = staticmethod(lambda obj: obj.session.patient_id)
+
     list_display = (
         "session",
         "phase",
@@ -218,7 +243,11 @@ class VitalSignsAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AdverseEvent)
-class AdverseEventAdmin(ReadOnlyAdmin):
+class AdverseEventAdmin(AuditedAdminMixin, ReadOnlyAdmin):
+    audit_object_type = "adverse_event"
+    list_select_related = ("dose__session",)
+    patient_of = staticmethod(lambda obj: obj.dose.session.patient_id)
+
     list_display = ("dose", "code", "noted_at", "recorded_by")
     list_filter = ("code", "dose__session__clinic")
     search_fields = ("dose__session__patient__full_name", "notes")

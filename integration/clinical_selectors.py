@@ -1,9 +1,9 @@
 """Reads of the integration app: integration statuses, notes a user may read, questionnaires and
 score trends, the dose record of a medicine session.
 
-(These live beside ``integration/selectors.py``, the caseload, which the API branch writes; fold
-them into it when both have landed.) Each read is shaped so a list costs a fixed number of queries,
-not one per row.
+The caseload and the clinical record of a session, built from these, are in
+``integration/selectors.py``. Each read is shaped so a list costs a fixed number of queries, not
+one per row.
 """
 
 from __future__ import annotations

@@ -1,137 +1,247 @@
-"""The therapist's integration caseload: for each patient, their recent medicine sessions and
-whether each one's integration is booked, done, overdue or not booked yet.
+"""The therapist's integration caseload: for each of the therapist's patients, their series, their
+recent medicine sessions with each one's integration status (``integration.status``: booked, done,
+overdue, external, declined, none), how long overdue, the next session, the latest PHQ-9 and GAD-7
+with their change from baseline, and the open safety events.
 
-An integration "belongs" to a medicine session when it is the patient's first integration after
-that session and before their next medicine session (each medicine session is followed by its own
-integration: the ``each_followed_by`` rule). It is overdue when none is done or booked and the
-series' protocol's ``max_gap(medicine, integration)`` (7 days when the protocol has none) has
-passed, counted in calendar days in the clinic's zone. ``external`` (integration with an outside
-therapist) comes with the outside-therapist records.
+A therapist's patients are those the therapist holds a session with (starting at most
+``RECENT_DAYS`` ago, or later) and those whose live series names them as the preferred therapist.
+"Recent" medicine sessions are the ones that took place (checked in or completed) in the last
+``RECENT_DAYS``.
+
+A safety event (PHQ-9 item 9 above zero) is open while any of the staff alerts it raised is not
+acknowledged.
+
+Sorted by urgency, most urgent first:
+
+1. an open safety event;
+2. the most days overdue (the largest ``days_overdue`` of the patient's medicine sessions);
+3. the most medicine sessions with overdue integration;
+4. the most medicine sessions whose integration is still to be arranged (``none``);
+5. the soonest next session (none: last);
+6. the patient's name, then id.
+
+The read costs a fixed number of queries however many patients there are (one per kind of thing).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import CharField, Exists, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from clinic.models import Patient, StaffMember
-from protocols.models import ProtocolRule, RuleType, SessionKind
-from scheduling.models import LIVE_STATUSES, Session, SessionStaff, SessionStatus
+from protocols.models import SessionKind
+from scheduling.alerts.models import AlertKind, StaffAlert
+from scheduling.models import LIVE_STATUSES, SeriesStatus, Session, SessionStaff, TreatmentSeries
 
-DEFAULT_MAX_GAP_DAYS = 7
+from .clinical_selectors import ScorePoint, integration_statuses, score_trends
+from .gates import CompletionFacts, completion_violations
+from .models import (
+    AdverseEvent,
+    DoseRecord,
+    Instrument,
+    IntegrationSafetyEvent,
+    VitalSigns,
+    VitalsPhase,
+)
+from .status import NONE, OVERDUE, TOOK_PLACE, IntegrationStatus
+
 RECENT_DAYS = 90
+LIVE_SERIES = (SeriesStatus.ACTIVE, SeriesStatus.ON_HOLD)
 
 
-class IntegrationStatus(StrEnum):
-    BOOKED = "booked"
-    DONE = "done"
-    OVERDUE = "overdue"
-    EXTERNAL = "external"
-    NONE = "none"
+@dataclass(frozen=True, slots=True)
+class CaseloadMedicine:
+    session: Session
+    integration: IntegrationStatus
 
 
-@dataclass(frozen=True)
-class MedicineSessionIntegration:
-    medicine: Session
-    status: IntegrationStatus
-    integration: Session | None
-    due_by: dt.date
+@dataclass(frozen=True, slots=True)
+class LatestScore:
+    """The patient's latest answer to one instrument, with its series' baseline."""
+
+    series_id: int
+    baseline: int | None
+    point: ScorePoint
 
 
 @dataclass
 class CaseloadPatient:
     patient: Patient
-    medicine_sessions: list[MedicineSessionIntegration] = field(default_factory=list)
+    series: list[TreatmentSeries] = field(default_factory=list)
+    medicine_sessions: list[CaseloadMedicine] = field(default_factory=list)
+    next_session: Session | None = None
+    latest_scores: dict[str, LatestScore | None] = field(default_factory=dict)
+    open_safety_events: list[IntegrationSafetyEvent] = field(default_factory=list)
 
+    @property
+    def days_overdue(self) -> int:
+        return max((m.integration.days_overdue for m in self.medicine_sessions), default=0)
 
-def _max_gap_days(version_ids: set[int]) -> dict[int, int]:
-    rules = ProtocolRule.objects.filter(
-        version_id__in=version_ids,
-        type=RuleType.MAX_GAP,
-        after=SessionKind.MEDICINE,
-        before=SessionKind.INTEGRATION,
-        days__isnull=False,
-    ).values_list("version_id", "days")
-    return {version_id: days for version_id, days in rules if days is not None}
+    def count(self, status: str) -> int:
+        return sum(1 for m in self.medicine_sessions if m.integration.status == status)
 
-
-def caseload_for_therapist(
-    therapist: StaffMember,
-    *,
-    now: dt.datetime | None = None,
-    patients: QuerySet[Patient] | None = None,
-    recent_days: int = RECENT_DAYS,
-) -> list[CaseloadPatient]:
-    """Four queries whatever the size of the caseload."""
-    now = now or timezone.now()
-    since = now - dt.timedelta(days=recent_days)
-    caseload = SessionStaff.objects.filter(staff=therapist).values("session__patient_id")
-    scope = Session.objects.filter(patient_id__in=caseload)
-    if patients is not None:
-        scope = scope.filter(patient__in=patients)
-    medicine = list(
-        scope.filter(
-            kind=SessionKind.MEDICINE,
-            status__in=[SessionStatus.CHECKED_IN, SessionStatus.COMPLETED],
-            starts_at__gte=since,
-            starts_at__lte=now,
+    def urgency(self) -> tuple[Any, ...]:
+        """The sort key, most urgent first (see the module docstring)."""
+        next_start = self.next_session.starts_at if self.next_session is not None else None
+        return (
+            not self.open_safety_events,
+            -self.days_overdue,
+            -self.count(OVERDUE),
+            -self.count(NONE),
+            next_start is None,
+            next_start or dt.datetime.min.replace(tzinfo=dt.UTC),
+            self.patient.full_name,
+            self.patient.pk,
         )
-        .select_related("patient__clinic", "series")
-        .order_by("patient__full_name", "patient_id", "starts_at", "id")
+
+
+def caseload_patients(therapist: StaffMember, *, now: dt.datetime) -> list[Patient]:
+    """The therapist's patients, each with ``next_session_id`` annotated; one query."""
+    since = now - dt.timedelta(days=RECENT_DAYS)
+    held = SessionStaff.objects.filter(staff_id=therapist.pk, session__starts_at__gte=since).values(
+        "session__patient_id"
     )
-    patient_ids = {session.patient_id for session in medicine}
-    later: dict[int, list[Session]] = {}
-    for session in (
+    preferred = TreatmentSeries.objects.filter(
+        preferred_therapist_id=therapist.pk, status__in=LIVE_SERIES
+    ).values("patient_id")
+    next_session = (
         Session.objects.filter(
-            patient_id__in=patient_ids,
-            kind__in=[SessionKind.MEDICINE, SessionKind.INTEGRATION],
-            starts_at__gte=since,
+            patient_id=OuterRef("pk"), status__in=LIVE_STATUSES, starts_at__gte=now
         )
-        .exclude(status__in=[SessionStatus.CANCELLED, SessionStatus.LATE_CANCELLED])
-        .order_by("starts_at", "id")
-    ):
-        later.setdefault(session.patient_id, []).append(session)
-    gaps = _max_gap_days({s.series.protocol_version_id for s in medicine if s.series is not None})
-    rows: dict[int, CaseloadPatient] = {}
+        .order_by("starts_at", "pk")
+        .values("pk")[:1]
+    )
+    return list(
+        Patient.objects.filter(clinic_id=therapist.clinic_id)
+        .filter(Q(pk__in=held) | Q(pk__in=preferred))
+        .select_related("clinic")
+        .annotate(next_session_id=Subquery(next_session))
+        .order_by("full_name", "pk")
+    )
+
+
+def open_safety_events(patient_ids: list[int]) -> list[IntegrationSafetyEvent]:
+    """The patients' safety events that still have an unacknowledged alert; one query."""
+    unacknowledged = StaffAlert.objects.filter(
+        kind=AlertKind.PHQ9_SELF_HARM,
+        acknowledged_at__isnull=True,
+        dedupe_key__startswith=Concat(
+            Value("phq9_self_harm:"),
+            Cast(OuterRef("pk"), output_field=CharField()),
+            Value(":"),
+            output_field=CharField(),
+        ),
+    )
+    return list(
+        IntegrationSafetyEvent.objects.filter(patient_id__in=patient_ids)
+        .filter(Exists(unacknowledged))
+        .order_by("-raised_at", "-pk")
+    )
+
+
+def caseload(therapist: StaffMember, *, now: dt.datetime | None = None) -> list[CaseloadPatient]:
+    """The therapist's caseload, most urgent first; a fixed number of queries (eleven)."""
+    now = now or timezone.now()
+    patients = caseload_patients(therapist, now=now)
+    rows = {patient.pk: CaseloadPatient(patient) for patient in patients}
+    ids = list(rows)
+    next_ids = [p.next_session_id for p in patients if p.next_session_id is not None]  # type: ignore[attr-defined]
+    next_sessions = Session.objects.select_related("clinic").in_bulk(next_ids)
+    for patient in patients:
+        rows[patient.pk].next_session = next_sessions.get(patient.next_session_id)  # type: ignore[attr-defined]
+    series = list(
+        TreatmentSeries.objects.filter(patient_id__in=ids)
+        .select_related("protocol_version__protocol")
+        .order_by("-created_at", "-pk")
+    )
+    for item in series:
+        rows[item.patient_id].series.append(item)
+    medicine = list(
+        Session.objects.filter(
+            patient_id__in=ids,
+            kind=SessionKind.MEDICINE,
+            status__in=TOOK_PLACE,
+            starts_at__gte=now - dt.timedelta(days=RECENT_DAYS),
+        )
+        .select_related("clinic")
+        .order_by("starts_at", "pk")
+    )
+    statuses = integration_statuses(medicine, now=now)
     for session in medicine:
-        row = rows.setdefault(session.patient_id, CaseloadPatient(session.patient))
-        zone = session.patient.clinic.tz
-        gap = (
-            gaps.get(session.series.protocol_version_id, DEFAULT_MAX_GAP_DAYS)
-            if session.series is not None
-            else DEFAULT_MAX_GAP_DAYS
+        rows[session.patient_id].medicine_sessions.append(
+            CaseloadMedicine(session, statuses[session.pk])
         )
-        due_by = timezone.localtime(session.starts_at, zone).date() + dt.timedelta(days=gap)
-        integration = _integration_after(session, later.get(session.patient_id, []))
-        row.medicine_sessions.append(
-            MedicineSessionIntegration(
-                medicine=session,
-                status=_status(integration, due_by, timezone.localtime(now, zone).date()),
-                integration=integration,
-                due_by=due_by,
+    _attach_latest_scores(rows, series)
+    for event in open_safety_events(ids):
+        rows[event.patient_id].open_safety_events.append(event)
+    return sorted(rows.values(), key=CaseloadPatient.urgency)
+
+
+def _attach_latest_scores(rows: dict[int, CaseloadPatient], series: list[TreatmentSeries]) -> None:
+    patient_of = {item.pk: item.patient_id for item in series}
+    latest: dict[int, dict[str, LatestScore]] = defaultdict(dict)
+    for series_id, trends in score_trends(list(patient_of)).items():
+        for instrument, trend in trends.items():
+            point = trend.latest
+            if point is None:
+                continue
+            found = latest[patient_of[series_id]].get(instrument)
+            if found is None or (found.point.answered_at, found.point.assignment_id) < (
+                point.answered_at,
+                point.assignment_id,
+            ):
+                latest[patient_of[series_id]][instrument] = LatestScore(
+                    series_id, trend.baseline, point
+                )
+    for patient_id, row in rows.items():
+        row.latest_scores = {
+            instrument: latest[patient_id].get(instrument) for instrument in Instrument.values
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The clinical record of a medicine session
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalRecord:
+    session: Session
+    dose: DoseRecord | None
+    vital_signs: list[VitalSigns]
+    adverse_events: list[AdverseEvent]
+
+    @property
+    def missing_for_completion(self) -> list[dict[str, Any]]:
+        """What the completion gate would refuse, from what is loaded (no query)."""
+        return completion_violations(
+            CompletionFacts(
+                session_id=self.session.pk,
+                has_dose_record=self.dose is not None,
+                has_dose_end=self.dose is not None and self.dose.ended_at is not None,
+                has_post_session_vitals=any(
+                    vitals.phase == VitalsPhase.AFTER for vitals in self.vital_signs
+                ),
+                is_discharged=self.dose is not None and self.dose.is_discharged,
             )
         )
-    return list(rows.values())
 
 
-def _integration_after(medicine: Session, sessions: list[Session]) -> Session | None:
-    for candidate in sessions:
-        if candidate.starts_at <= medicine.starts_at or candidate.pk == medicine.pk:
-            continue
-        if candidate.kind == SessionKind.MEDICINE:
-            return None  # the next medicine session came first
-        if candidate.status != SessionStatus.NO_SHOW:
-            return candidate
-    return None
-
-
-def _status(integration: Session | None, due_by: dt.date, today: dt.date) -> IntegrationStatus:
-    if integration is not None and integration.status == SessionStatus.COMPLETED:
-        return IntegrationStatus.DONE
-    if integration is not None and integration.status in LIVE_STATUSES:
-        return IntegrationStatus.BOOKED
-    return IntegrationStatus.OVERDUE if today > due_by else IntegrationStatus.NONE
+def clinical_record(session: Session) -> ClinicalRecord:
+    """The dose, vital signs (in time order) and adverse events of a medicine session; three
+    queries."""
+    return ClinicalRecord(
+        session=session,
+        dose=DoseRecord.objects.filter(session_id=session.pk).first(),
+        vital_signs=list(
+            VitalSigns.objects.filter(session_id=session.pk).order_by("measured_at", "pk")
+        ),
+        adverse_events=list(
+            AdverseEvent.objects.filter(dose__session_id=session.pk).order_by("noted_at", "pk")
+        ),
+    )

@@ -107,3 +107,16 @@ class LocalTimeField(serializers.TimeField):
         if not isinstance(value, str):
             self.fail("invalid", format="HH:MM")
         return super().to_internal_value(value)
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false``, nothing else: ``"yes"``, ``"true"`` and ``1`` are refused
+    rather than read as a wish (DRF's own field takes them all)."""
+
+    default_error_messages = {"invalid": "Must be true or false (a JSON boolean)."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data

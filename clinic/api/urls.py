@@ -33,6 +33,7 @@ urlpatterns = [
     path("patients/<int:pk>/consents/", views.PatientConsents.as_view(), name="patient-consents"),
     path("", include("protocols.api.urls")),
     path("", include("scheduling.api.urls")),
+    path("", include("integration.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

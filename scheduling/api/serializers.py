@@ -1,4 +1,4 @@
-"""Shapes of sessions, series, the day sheet and the caseload. Times are in the clinic's zone."""
+"""Shapes of sessions, series and the day sheet. Times are in the clinic's zone."""
 
 from __future__ import annotations
 
@@ -224,40 +224,6 @@ class DaySheetSerializer(serializers.Serializer):
 class DaySheetQuerySerializer(StrictSerializer):
     date = StrictDateField()
     clinic = serializers.IntegerField(required=False, min_value=1)
-
-
-class IntegrationSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["booked", "done", "overdue", "external", "none"])
-    session = serializers.SerializerMethodField()
-    due_by = serializers.DateField()
-
-    @extend_schema_field({"type": "integer", "nullable": True})
-    def get_session(self, item: Any) -> int | None:
-        return item.integration.pk if item.integration is not None else None
-
-
-class CaseloadMedicineSerializer(serializers.Serializer):
-    session = serializers.IntegerField(source="medicine.pk")
-    starts_at = OffsetDateTimeField(
-        source="medicine.starts_at", zone_of="medicine.patient.clinic.timezone"
-    )
-    status = serializers.CharField(source="medicine.status")
-    integration = serializers.SerializerMethodField()
-
-    @extend_schema_field(IntegrationSerializer)
-    def get_integration(self, item: Any) -> dict[str, Any]:
-        return IntegrationSerializer(item).data
-
-
-class CaseloadPatientSerializer(serializers.Serializer):
-    patient = serializers.IntegerField(source="patient.pk")
-    patient_name = serializers.CharField(source="patient.full_name")
-    medicine_sessions = CaseloadMedicineSerializer(many=True)
-
-
-class CaseloadSerializer(serializers.Serializer):
-    therapist = serializers.IntegerField()
-    patients = CaseloadPatientSerializer(many=True)
 
 
 def date_range_errors(date_from: dt.date | None, date_to: dt.date | None) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import availability, portal, views
+from . import availability, booking, portal, views
 
 urlpatterns = [
     path("sessions/", views.SessionList.as_view(), name="session-list"),
@@ -12,11 +12,16 @@ urlpatterns = [
     path("sessions/<int:pk>/check-in/", views.SessionCheckIn.as_view(), name="session-check-in"),
     path("sessions/<int:pk>/complete/", views.SessionComplete.as_view(), name="session-complete"),
     path("sessions/<int:pk>/no-show/", views.SessionNoShow.as_view(), name="session-no-show"),
+    path(
+        "sessions/<int:pk>/reschedule/",
+        booking.SessionReschedule.as_view(),
+        name="session-reschedule",
+    ),
     path("series/", views.SeriesList.as_view(), name="series-list"),
+    path("series/plan/", booking.SeriesPlan.as_view(), name="series-plan"),
     path("series/<int:pk>/", views.SeriesDetail.as_view(), name="series-detail"),
     path("availability/", availability.AvailabilityView.as_view(), name="availability"),
     path("day-sheet/", views.DaySheetView.as_view(), name="day-sheet"),
-    path("caseload/", views.CaseloadView.as_view(), name="caseload"),
     path("me/", portal.MeView.as_view(), name="me"),
     path("me/series/", portal.MeSeries.as_view(), name="me-series"),
     path("me/sessions/", portal.MeSessions.as_view(), name="me-sessions"),

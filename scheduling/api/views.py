@@ -1,5 +1,5 @@
-"""Booking and the front desk's reads (API.md): sessions, their lifecycle, series, the day sheet
-and the caseload. One view per action; each calls one service.
+"""Booking and the front desk's reads (API.md): sessions, their lifecycle, series and the day
+sheet (the caseload is ``integration.api``). One view per action; each calls one service.
 
 Session edits honour ``If-Match`` (the session's ``revision``, also its ``ETag``): the session
 row is locked, the revision compared, and the service run, all in one transaction, so two
@@ -37,7 +37,6 @@ from clinic.api.scope import (
     staff_visible,
 )
 from clinic.models import Role, StaffMember, User
-from integration.selectors import caseload_for_therapist
 from protocols.models import SessionKind
 from scheduling import services
 from scheduling.models import (
@@ -55,6 +54,7 @@ from scheduling.selectors import (
     sessions_with_details,
 )
 
+from . import booking_serializers as bs
 from . import serializers as s
 
 IF_MATCH = OpenApiParameter(
@@ -220,8 +220,16 @@ class SessionAction(StaffView):
     def user(self) -> User:
         return self.request.user  # type: ignore[return-value]
 
-    def perform(self, session: Session, data: dict[str, Any]) -> None:
+    def perform(self, session: Session, data: dict[str, Any]) -> Any:
+        """Run the service; what it returns goes to ``audited`` and ``answer``."""
         raise NotImplementedError
+
+    def audited(self, session: Session, outcome: Any) -> list[Session]:
+        return [session]
+
+    def answer(self, pk: int, outcome: Any) -> Response:
+        session = sessions_with_details(Session.objects.filter(pk=pk)).get()
+        return Response(s.SessionSerializer(session).data, headers={"ETag": etag(session)})
 
     def act(self, request: Request, pk: int) -> Response:
         visible = sessions_visible(self.caller)
@@ -241,10 +249,15 @@ class SessionAction(StaffView):
                 raise NotFound()
             require_roles(self.caller, *self.roles)
             check_if_match(request, session)
-            self.perform(session, data)
-            audit(request, self.action_name, "session", [session], _patient_of_session)
-        session = sessions_with_details(Session.objects.filter(pk=pk)).get()
-        return Response(s.SessionSerializer(session).data, headers={"ETag": etag(session)})
+            outcome = self.perform(session, data)
+            audit(
+                request,
+                self.action_name,
+                "session",
+                self.audited(session, outcome),
+                _patient_of_session,
+            )
+        return self.answer(pk, outcome)
 
 
 FRONT = (Role.FRONT_DESK, Role.CLINIC_ADMIN)
@@ -351,6 +364,19 @@ class SeriesList(StaffView):
             self, series, s.SeriesSerializer, audit=("series", lambda item: item.patient_id)
         )
 
+    @extend_schema(request=bs.SeriesPlanInputSerializer, responses={201: s.SeriesDetailSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        """Plan and book a whole series, every session or none (``services.series_book``)."""
+        require_roles(self.caller, *FRONT)
+        given = bs.series_request(self.caller, request.data)
+        with transaction.atomic():
+            booked = services.series_book(created_by=request.user, **given.service_arguments())  # type: ignore[arg-type]
+            audit(request, "create", "series", [booked], lambda item: item.patient_id)
+            audit(request, "create", "session", booked.sessions.all(), _patient_of_session)
+        series = series_with_sessions(TreatmentSeries.objects.filter(pk=booked.pk)).get()
+        return Response(s.SeriesDetailSerializer(series).data, status=status.HTTP_201_CREATED)
+
 
 class SeriesDetail(StaffView):
     serializer_class = s.SeriesDetailSerializer
@@ -385,48 +411,3 @@ class DaySheetView(StaffView):
         sessions = [session for room in sheet.rooms for session in room.sessions]
         audit(request, "list", "session", sessions, _patient_of_session)
         return Response(s.DaySheetSerializer(sheet).data)
-
-
-class CaseloadView(StaffView):
-    serializer_class = s.CaseloadSerializer
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "therapist", OpenApiTypes.INT, description="A staff id; default: yourself."
-            )
-        ],
-        responses=s.CaseloadSerializer,
-    )
-    def get(self, request: Request) -> Response:
-        query = _TherapistQuery(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        therapist_id = query.validated_data.get("therapist")
-        caller = self.caller
-        if therapist_id is None:
-            if caller.staff is None:
-                raise ValidationError({"therapist": ["Name the therapist."]})
-            therapist: StaffMember | None = caller.staff
-        elif caller.staff is not None and therapist_id == caller.staff.pk:
-            therapist = caller.staff
-        elif caller.sees_whole_clinic:
-            therapist = staff_visible(caller).filter(pk=therapist_id).first()
-        else:
-            therapist = None
-        if therapist is None:
-            raise NotFound()
-        rows = caseload_for_therapist(
-            therapist, now=timezone.now(), patients=patients_visible(caller)
-        )
-        audit(
-            request,
-            "list",
-            "session",
-            [item.medicine for row in rows for item in row.medicine_sessions],
-            _patient_of_session,
-        )
-        return Response(s.CaseloadSerializer({"therapist": therapist.pk, "patients": rows}).data)
-
-
-class _TherapistQuery(drf_serializers.Serializer):
-    therapist = drf_serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -1,7 +1,7 @@
 """A front-desk day through the API: register a patient, book with explicit room and staff,
 record the ride home, check in, complete, cancel in time and late, mark a no-show, read the day.
 
-(Booking a whole series and rescheduling with cascade come with the planner.)"""
+(Booking a whole series and rescheduling with cascade: test_front_desk_series_day.py.)"""
 
 from __future__ import annotations
 

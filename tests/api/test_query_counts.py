@@ -153,7 +153,7 @@ LISTS: dict[str, tuple[str, str, Callable[..., Any], int]] = {
     "me_sessions": ("patient_a", "/api/v1/me/sessions/", _sessions, 5),
     "me_series": ("patient_a", "/api/v1/me/series/", _own_series, 4),
     "day_sheet": ("front_desk", "/api/v1/day-sheet/?date=2026-03-02", _sessions, 7),
-    "caseload": ("therapist", "/api/v1/caseload/", _medicine_with_integration, 6),
+    "caseload": ("therapist", "/api/v1/caseload/", _medicine_with_integration, 14),
     "calendar": ("patient_a", "/api/v1/me/calendar.ics", _sessions, 3),
 }
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from clinic import services as clinic_services
-from clinic.models import Role
+from clinic.models import AuditEvent, Role
 from integration import services
 from tests.factories import (
     AdverseEventFactory,
@@ -96,6 +96,11 @@ def test_a_clinic_admin_opens_a_note_and_the_read_is_audited(place, note, client
     assert [r.getMessage() for r in caplog.records if r.name == "clinic.audit"] == [
         f"phi read integration_note={note.pk} session={note.session_id} "
         f"patient={place.patient.pk} user={supervisor.user_id}"
+    ]
+    rows = AuditEvent.objects.filter(channel="admin", object_type="integration_note")
+    assert sorted(rows.values_list("action", "object_ids", "patient_ids")) == [
+        ("list", [note.pk], [place.patient.pk]),
+        ("read", [note.pk], [place.patient.pk]),
     ]
 
 
