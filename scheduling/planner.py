@@ -87,12 +87,13 @@ Re-planning
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from protocols.rules import (
@@ -141,6 +142,67 @@ class Interval:
     end: datetime
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(instant: datetime) -> int:
+    """An aware instant as whole microseconds since 1970-01-01 UTC (exact)."""
+    return (instant - _EPOCH) // _INSTANT
+
+
+def from_epoch_us(value: int) -> datetime:
+    """The UTC instant ``value`` microseconds after 1970-01-01 UTC (exact)."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochIntervals(Sequence[Interval]):
+    """Start-sorted half-open intervals held as epoch microseconds (``starts[i]``, ``ends[i]``).
+
+    What the database loads cheaply (``clinic.db.EpochMicroseconds``) and what the planner's
+    timelines search with plain ``int`` comparisons. It is a sequence of ``Interval`` for every
+    other reader (the intervals are built on access).
+    """
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.starts) != len(self.ends):
+            raise ValueError("starts and ends must have the same length")
+
+    @classmethod
+    def of(cls, intervals: Iterable[Interval]) -> EpochIntervals:
+        pairs = [(epoch_us(iv.start), epoch_us(iv.end)) for iv in intervals]
+        return cls(tuple(start for start, _ in pairs), tuple(end for _, end in pairs))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Interval: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> EpochIntervals: ...
+
+    def __getitem__(self, index: int | slice) -> Interval | EpochIntervals:
+        if isinstance(index, slice):
+            return EpochIntervals(self.starts[index], self.ends[index])
+        return Interval(from_epoch_us(self.starts[index]), from_epoch_us(self.ends[index]))
+
+    def __iter__(self) -> Iterator[Interval]:
+        for start, end in zip(self.starts, self.ends, strict=True):
+            yield Interval(from_epoch_us(start), from_epoch_us(end))
+
+    def inserted(self, interval: Interval) -> EpochIntervals:
+        """These intervals and ``interval``, still sorted by start (after equal starts)."""
+        start, end = epoch_us(interval.start), epoch_us(interval.end)
+        at = bisect_right(self.starts, start)
+        return EpochIntervals(
+            (*self.starts[:at], start, *self.starts[at:]), (*self.ends[:at], end, *self.ends[at:])
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WeeklyHours:
     """Local clinic time; 0 = Monday. An ``end`` of 00:00 means midnight at the end of the day."""
@@ -164,7 +226,7 @@ class RoomSupply:
     id: int
     kind: str
     turnover_minutes: int = 0
-    busy: tuple[Interval, ...] = ()
+    busy: Sequence[Interval] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +237,8 @@ class StaffSupply:
     roles: frozenset[str]
     capacity: int = 1
     working_hours: tuple[WeeklyHours, ...] = ()
-    time_off: tuple[Interval, ...] = ()
-    busy: tuple[Interval, ...] = ()
+    time_off: Sequence[Interval] = ()
+    busy: Sequence[Interval] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +292,7 @@ class PlanRequest:
 
     protocol: ProtocolSpec
     earliest_start: date
-    patient_busy: tuple[Interval, ...] = ()
+    patient_busy: Sequence[Interval] = ()
     preferences: Preferences = Preferences()
     gates: PatientGates | None = None
     horizon_days: int = 120
@@ -364,118 +426,139 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if a >= b else b
 
 
+_NONE = -(2**63)
+"""Below every epoch-microsecond instant: the latest end of no interval."""
+
+
 class _Timeline:
     """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
 
-    The maximum end over a prefix tells whether anything that started before a point is still
-    running there, whatever the intervals' lengths and overlaps. Maxima are kept per chunk of
-    ``_CHUNK`` intervals from the first interval the planner can reach (``window_start``) and
-    computed only as far as queries go; everything before that window is folded into one
-    C-level ``max``.
+    Held as epoch microseconds (``int``): the searches compare integers, and callers' datetimes
+    are converted once per query. The maximum end over a prefix tells whether anything that
+    started before a point is still running there, whatever the intervals' lengths and overlaps.
+    Maxima are kept per chunk of ``_CHUNK`` intervals from the first interval the planner can
+    reach (``window_start``) and computed only as far as queries go; everything before that
+    window is folded into one C-level ``max``.
     """
 
-    __slots__ = ("_base", "_chunk_max", "_items", "_prefix")
+    __slots__ = ("_base", "_chunk_max", "_ends", "_prefix", "_starts")
     _CHUNK = 64
 
     def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
-        self._items = items
-        self._base = bisect_left(items, window_start, key=_START) if items else 0
-        # _prefix[c]: latest end among items[: base + c * _CHUNK] ([0] is all history);
-        # _chunk_max[c]: latest end among the c-th chunk, items[base + c * _CHUNK :][:_CHUNK].
-        self._prefix: list[datetime | None] = []
-        self._chunk_max: list[datetime | None] = []
+        epochs = items if isinstance(items, EpochIntervals) else EpochIntervals.of(items)
+        self._starts = epochs.starts
+        self._ends = epochs.ends
+        self._base = bisect_left(self._starts, epoch_us(window_start))
+        # _prefix[c]: latest end among the first base + c * _CHUNK intervals ([0]: all history);
+        # _chunk_max[c]: latest end in the c-th chunk from base (_NONE: none).
+        self._prefix: list[int] = []
+        self._chunk_max: list[int] = []
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self._starts)
 
-    def _prefix_at(self, chunk: int) -> datetime | None:
-        """Latest end among ``items[: base + chunk * _CHUNK]``."""
+    def _prefix_at(self, chunk: int) -> int:
+        """Latest end among the first ``base + chunk * _CHUNK`` intervals."""
         prefix = self._prefix
-        items = self._items
+        ends = self._ends
         if not prefix:
-            prefix.append(max(map(_END, items[: self._base]), default=None))
+            prefix.append(max(ends[: self._base], default=_NONE))
         while len(prefix) <= chunk:
             low = self._base + (len(prefix) - 1) * self._CHUNK
-            block = max(map(_END, items[low : low + self._CHUNK]), default=None)
+            block = max(ends[low : low + self._CHUNK], default=_NONE)
             self._chunk_max.append(block)
-            prefix.append(_later(prefix[-1], block))
+            prefix.append(max(prefix[-1], block))
         return prefix[chunk]
 
-    def _max_end_before(self, j: int) -> datetime | None:
-        """Latest end among ``items[:j]``."""
-        items = self._items
+    def _max_end_before(self, j: int) -> int:
+        """Latest end among the first ``j`` intervals (``_NONE``: none)."""
         base = self._base
         if j < base:  # a query before the window the planner was built for (rare)
-            return max(map(_END, items[:j]), default=None)
+            return max(self._ends[:j], default=_NONE)
         chunk = (j - base) // self._CHUNK
         latest = self._prefix_at(chunk)
         low = base + chunk * self._CHUNK
         if low == j:
             return latest
-        return _later(latest, max(map(_END, items[low:j])))
+        return max(latest, max(self._ends[low:j]))
 
-    def first_free(self, t: datetime, length: timedelta) -> datetime:
-        """Earliest s >= t with [s, s + length) clear of every interval.
+    def first_free_us(self, t: int, length: int) -> int:
+        """Earliest s >= t with [s, s + length) clear of every interval (epoch microseconds).
 
         Jumping to the latest end of everything that started before ``t + length`` skips no
         free start: that interval overlaps every window starting before its end.
         """
-        if not self._items:
+        starts = self._starts
+        if not starts:
             return t
         while True:
-            j = bisect_left(self._items, t + length, key=_START)
-            latest = self._max_end_before(j)
-            if latest is None or latest <= t:
+            latest = self._max_end_before(bisect_left(starts, t + length))
+            if latest <= t:
                 return t
-            t = latest.astimezone(UTC)  # callers compare with ==, which PEP 495 breaks across zones
+            t = latest
 
-    def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
+    def first_free(self, t: datetime, length: timedelta) -> datetime:
+        """``first_free_us`` for aware datetimes; returns a UTC instant."""
+        if not self._starts:
+            return t
+        t_us = epoch_us(t)
+        free = self.first_free_us(t_us, length // _INSTANT)
+        return t if free == t_us else from_epoch_us(free)
+
+    def overlapping_us(self, t0: int, t1: int) -> list[tuple[int, int]]:
         """Every interval overlapping [t0, t1), walking back only through chunks that still
         hold an interval running at ``t0``."""
-        items = self._items
+        starts, ends = self._starts, self._ends
         base = self._base
-        found: list[Interval] = []
-        j = bisect_left(items, t1, key=_START) if items else 0
+        found: list[tuple[int, int]] = []
+        j = bisect_left(starts, t1)
         if j > base:
             chunk = (j - 1 - base) // self._CHUNK
             self._prefix_at(chunk + 1)
             while chunk >= 0:
                 low = base + chunk * self._CHUNK
-                chunk_max = self._chunk_max[chunk]
-                if chunk_max is not None and chunk_max > t0:
-                    found.extend(iv for iv in items[low : min(j, low + self._CHUNK)] if iv.end > t0)
-                before = self._prefix[chunk]
-                if before is None or before <= t0:
+                if self._chunk_max[chunk] > t0:
+                    found.extend(
+                        (starts[i], ends[i])
+                        for i in range(low, min(j, low + self._CHUNK))
+                        if ends[i] > t0
+                    )
+                if self._prefix[chunk] <= t0:
                     return found
                 chunk -= 1
             j = base
-        if j > 0:
-            latest = self._max_end_before(j)
-            if latest is not None and latest > t0:  # something from long before still runs
-                found.extend(iv for iv in items[:j] if iv.end > t0)
+        if j > 0 and self._max_end_before(j) > t0:  # something from long before still runs
+            found.extend((starts[i], ends[i]) for i in range(j) if ends[i] > t0)
         return found
 
-    def first_saturated(
-        self, t0: datetime, t1: datetime, capacity: int
-    ) -> tuple[datetime, datetime] | None:
+    def first_saturated_us(self, t0: int, t1: int, capacity: int) -> tuple[int, int] | None:
         """The first stretch of [t0, t1) where ``capacity`` or more intervals run at once,
         clipped to [t0, t1); None when there is none."""
-        running = self.overlapping(t0, t1)
+        running = self.overlapping_us(t0, t1)
         if len(running) < capacity:
             return None
         points = sorted(
             {t0}
-            | {iv.start.astimezone(UTC) for iv in running if iv.start > t0}
-            | {iv.end.astimezone(UTC) for iv in running if iv.end < t1}
+            | {start for start, _ in running if start > t0}
+            | {end for _, end in running if end < t1}
         )
-        start: datetime | None = None
+        stretch_start: int | None = None
         for point in points:
-            depth = sum(1 for iv in running if iv.start <= point < iv.end)
-            if start is None and depth >= capacity:
-                start = point
-            elif start is not None and depth < capacity:
-                return start.astimezone(UTC), point.astimezone(UTC)
-        return (start.astimezone(UTC), t1) if start is not None else None
+            depth = sum(1 for start, end in running if start <= point < end)
+            if stretch_start is None and depth >= capacity:
+                stretch_start = point
+            elif stretch_start is not None and depth < capacity:
+                return stretch_start, point
+        return (stretch_start, t1) if stretch_start is not None else None
+
+    def first_saturated(
+        self, t0: datetime, t1: datetime, capacity: int
+    ) -> tuple[datetime, datetime] | None:
+        """``first_saturated_us`` for aware datetimes; returns UTC instants."""
+        found = self.first_saturated_us(epoch_us(t0), epoch_us(t1), capacity)
+        if found is None:
+            return None
+        return from_epoch_us(found[0]), from_epoch_us(found[1])
 
 
 # --------------------------------------------------------------------------------------------

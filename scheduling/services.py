@@ -43,6 +43,7 @@ from protocols.selectors import protocol_spec, protocol_versions, step_for_kind
 from .hooks import session_changed
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
 from .planner import (
+    EpochIntervals,
     Interval,
     Plan,
     PlannedSession,
@@ -958,8 +959,9 @@ def _with_holds(supply: Supply, planned: PlannedSession, turnover: int) -> Suppl
     return replace(supply, rooms=rooms, staff=tuple(staff), patient_busy=busy)
 
 
-def _inserted(intervals: tuple[Interval, ...], interval: Interval) -> tuple[Interval, ...]:
-    return tuple(sorted((*intervals, interval), key=lambda i: i.start))
+def _inserted(intervals: Sequence[Interval], interval: Interval) -> EpochIntervals:
+    epochs = intervals if isinstance(intervals, EpochIntervals) else EpochIntervals.of(intervals)
+    return epochs.inserted(interval)
 
 
 def _move(
