@@ -13,8 +13,9 @@ Inputs and outputs
     zone (PEP 495), so local times are for display only (``.astimezone(calendar.tz)``).
     ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by start
     (``ORDER BY starts_at``); they may overlap each other. They are searched with
-    ``bisect``: the only linear work is one C-level ``max`` per list over the intervals that
-    start before the planning window, plus one per 64 intervals the search actually reaches.
+    ``bisect``: the only linear work is one C-level running maximum of ends per list the search
+    reaches. They may be tuples of ``Interval`` or ``EpochIntervals`` (epoch microseconds, what
+    ``scheduling.supply`` loads); the planner searches integers either way.
     Room ``busy`` includes each hold's turnover; staff ``busy`` is one interval per existing
     assignment. Staff with no ``working_hours`` work whenever the clinic is open. Busy lists
     must contain the holds of ``PlanRequest.fixed`` sessions (they are booked) and must not
@@ -92,6 +93,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 from operator import attrgetter
 from typing import overload
 from zoneinfo import ZoneInfo
@@ -431,56 +433,33 @@ _NONE = -(2**63)
 
 
 class _Timeline:
-    """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
+    """Start-sorted intervals answered with ``bisect`` and the running maximum of their ends.
 
     Held as epoch microseconds (``int``): the searches compare integers, and callers' datetimes
     are converted once per query. The maximum end over a prefix tells whether anything that
-    started before a point is still running there, whatever the intervals' lengths and overlaps.
-    Maxima are kept per chunk of ``_CHUNK`` intervals from the first interval the planner can
-    reach (``window_start``) and computed only as far as queries go; everything before that
-    window is folded into one C-level ``max``.
+    started before a point is still running there, whatever the intervals' lengths and overlaps;
+    it is computed (one C-level ``accumulate``) on the first query, so a resource the search
+    never asks about costs nothing. Busy time is loaded only around the planning window, so the
+    lists are short.
     """
 
-    __slots__ = ("_base", "_chunk_max", "_ends", "_prefix", "_starts")
-    _CHUNK = 64
+    __slots__ = ("_ends", "_latest", "_starts")
 
-    def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
+    def __init__(self, items: Sequence[Interval]) -> None:
         epochs = items if isinstance(items, EpochIntervals) else EpochIntervals.of(items)
         self._starts = epochs.starts
         self._ends = epochs.ends
-        self._base = bisect_left(self._starts, epoch_us(window_start))
-        # _prefix[c]: latest end among the first base + c * _CHUNK intervals ([0]: all history);
-        # _chunk_max[c]: latest end in the c-th chunk from base (_NONE: none).
-        self._prefix: list[int] = []
-        self._chunk_max: list[int] = []
+        self._latest: list[int] = []  # [j]: the latest end among the first j intervals
 
     def __bool__(self) -> bool:
         return bool(self._starts)
 
-    def _prefix_at(self, chunk: int) -> int:
-        """Latest end among the first ``base + chunk * _CHUNK`` intervals."""
-        prefix = self._prefix
-        ends = self._ends
-        if not prefix:
-            prefix.append(max(ends[: self._base], default=_NONE))
-        while len(prefix) <= chunk:
-            low = self._base + (len(prefix) - 1) * self._CHUNK
-            block = max(ends[low : low + self._CHUNK], default=_NONE)
-            self._chunk_max.append(block)
-            prefix.append(max(prefix[-1], block))
-        return prefix[chunk]
-
-    def _max_end_before(self, j: int) -> int:
-        """Latest end among the first ``j`` intervals (``_NONE``: none)."""
-        base = self._base
-        if j < base:  # a query before the window the planner was built for (rare)
-            return max(self._ends[:j], default=_NONE)
-        chunk = (j - base) // self._CHUNK
-        latest = self._prefix_at(chunk)
-        low = base + chunk * self._CHUNK
-        if low == j:
-            return latest
-        return max(latest, max(self._ends[low:j]))
+    def _latest_ends(self) -> list[int]:
+        latest = self._latest
+        if not latest:
+            latest.append(_NONE)
+            latest.extend(accumulate(self._ends, max))
+        return latest
 
     def first_free_us(self, t: int, length: int) -> int:
         """Earliest s >= t with [s, s + length) clear of every interval (epoch microseconds).
@@ -491,8 +470,9 @@ class _Timeline:
         starts = self._starts
         if not starts:
             return t
+        latest_ends = self._latest or self._latest_ends()
         while True:
-            latest = self._max_end_before(bisect_left(starts, t + length))
+            latest = latest_ends[bisect_left(starts, t + length)]
             if latest <= t:
                 return t
             t = latest
@@ -506,29 +486,16 @@ class _Timeline:
         return t if free == t_us else from_epoch_us(free)
 
     def overlapping_us(self, t0: int, t1: int) -> list[tuple[int, int]]:
-        """Every interval overlapping [t0, t1), walking back only through chunks that still
-        hold an interval running at ``t0``."""
+        """Every interval overlapping [t0, t1), walking back only as far as something that
+        started earlier may still run at ``t0``."""
         starts, ends = self._starts, self._ends
-        base = self._base
+        latest_ends = self._latest or self._latest_ends()
         found: list[tuple[int, int]] = []
-        j = bisect_left(starts, t1)
-        if j > base:
-            chunk = (j - 1 - base) // self._CHUNK
-            self._prefix_at(chunk + 1)
-            while chunk >= 0:
-                low = base + chunk * self._CHUNK
-                if self._chunk_max[chunk] > t0:
-                    found.extend(
-                        (starts[i], ends[i])
-                        for i in range(low, min(j, low + self._CHUNK))
-                        if ends[i] > t0
-                    )
-                if self._prefix[chunk] <= t0:
-                    return found
-                chunk -= 1
-            j = base
-        if j > 0 and self._max_end_before(j) > t0:  # something from long before still runs
-            found.extend((starts[i], ends[i]) for i in range(j) if ends[i] > t0)
+        i = bisect_left(starts, t1) - 1
+        while i >= 0 and latest_ends[i + 1] > t0:
+            if ends[i] > t0:
+                found.append((starts[i], ends[i]))
+            i -= 1
         return found
 
     def first_saturated_us(self, t0: int, t1: int, capacity: int) -> tuple[int, int] | None:
@@ -569,7 +536,7 @@ class _Timeline:
 class _WeeklyWindows:
     """Weekly local hours as UTC windows per date, merged where they touch, cached per date."""
 
-    __slots__ = ("_by_weekday", "_cache", "_tz")
+    __slots__ = ("_by_weekday", "_cache", "_cache_us", "_tz")
 
     def __init__(self, hours: Iterable[WeeklyHours], tz: ZoneInfo) -> None:
         by_weekday: dict[int, list[tuple[time, time | None]]] = {}
@@ -583,6 +550,7 @@ class _WeeklyWindows:
         self._by_weekday = by_weekday
         self._tz = tz
         self._cache: dict[date, list[tuple[datetime, datetime]]] = {}
+        self._cache_us: dict[date, list[tuple[int, int]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._by_weekday)
@@ -621,6 +589,16 @@ class _WeeklyWindows:
         day = t.astimezone(self._tz).date()
         return any(start <= t and t + length <= end for start, end in self.on(day))
 
+    def contains_us(self, t: int, length: int, day: date) -> bool:
+        """``contains`` in epoch microseconds; ``day`` is t's local date."""
+        windows = self._cache_us.get(day)
+        if windows is None:
+            windows = self._cache_us[day] = [
+                (epoch_us(start), epoch_us(end)) for start, end in self.on(day)
+            ]
+        end = t + length
+        return any(start <= t and end <= stop for start, stop in windows)
+
 
 # --------------------------------------------------------------------------------------------
 # Resources
@@ -630,25 +608,25 @@ class _WeeklyWindows:
 class _Room:
     __slots__ = ("busy", "id", "kind", "turnover")
 
-    def __init__(self, supply: RoomSupply, window_start: datetime) -> None:
+    def __init__(self, supply: RoomSupply) -> None:
         self.id = supply.id
         self.kind = supply.kind
         self.turnover = timedelta(minutes=supply.turnover_minutes)
-        self.busy = _Timeline(supply.busy, window_start)
+        self.busy = _Timeline(supply.busy)
 
 
 class _Staff:
     __slots__ = ("busy", "capacity", "hours", "id", "roles", "time_off")
 
-    def __init__(self, supply: StaffSupply, tz: ZoneInfo, window_start: datetime) -> None:
+    def __init__(self, supply: StaffSupply, tz: ZoneInfo) -> None:
         if supply.capacity < 1:
             raise ValueError(f"staff {supply.id} has capacity {supply.capacity}; it must be >= 1")
         self.id = supply.id
         self.roles = supply.roles
         self.capacity = supply.capacity
         self.hours = _WeeklyWindows(supply.working_hours, tz)
-        self.time_off = _Timeline(supply.time_off, window_start)
-        self.busy = _Timeline(supply.busy, window_start)
+        self.time_off = _Timeline(supply.time_off)
+        self.busy = _Timeline(supply.busy)
 
     def next_free(self, t: datetime, length: timedelta, limit: datetime) -> datetime | None:
         """Earliest s >= t this person can hold [s, s + length); None if none before limit."""
@@ -674,6 +652,19 @@ class _Staff:
             if saturated is None:
                 return t
             t = saturated[1]
+
+    def is_free_at(self, t: int, length: int, day: date) -> bool:
+        """Whether this person can hold [t, t + length) (epoch microseconds; ``day`` is t's
+        local date): ``reason_blocked`` is None, and ``next_free`` would return t, without
+        searching past t. Busy time is checked first: it is what most often says no."""
+        if self.capacity == 1:
+            if self.busy.first_free_us(t, length) != t:
+                return False
+        elif self.busy.first_saturated_us(t, t + length, self.capacity) is not None:
+            return False
+        return self.time_off.first_free_us(t, length) == t and (
+            not self.hours or self.hours.contains_us(t, length, day)
+        )
 
     def reason_blocked(self, t: datetime, length: timedelta) -> str | None:
         """Why this person cannot hold [t, t + length), as a placement rule name."""
@@ -762,7 +753,6 @@ class _Search:
         staff: Sequence[StaffSupply],
         *,
         patient_busy: Sequence[Interval],
-        window_start: datetime,
         slot_minutes: int,
         preferences: Preferences = Preferences(),
         gates: PatientGates | None = None,
@@ -772,10 +762,11 @@ class _Search:
         self.tz = calendar.tz
         self.calendar = calendar
         self.opening = _WeeklyWindows(calendar.opening_hours, calendar.tz)
-        self.rooms = [_Room(room, window_start) for room in rooms]
+        self.rooms = [_Room(room) for room in rooms]
         self.room_turnover = {room.id: room.turnover for room in self.rooms}
-        self.staff = [_Staff(person, calendar.tz, window_start) for person in staff]
-        self.patient = _Timeline(patient_busy, window_start)
+        self.staff = [_Staff(person, calendar.tz) for person in staff]
+        self.staff_by_id = {person.id: person for person in self.staff}
+        self.patient = _Timeline(patient_busy)
         self.slot_minutes = slot_minutes
         self.preferences = preferences
         self.gates = gates
@@ -783,6 +774,7 @@ class _Search:
         self._pref_window: dict[date, tuple[datetime | None, datetime | None]] = {}
         self._offset_change: dict[date, bool] = {}
         self._boundaries: dict[date, list[datetime]] = {}
+        self._with_role: dict[str, list[_Staff]] = {}
 
     # -- candidate starts ----------------------------------------------------------------
 
@@ -908,11 +900,14 @@ class _Search:
     def staff_for(self, need: _Need, n: int) -> list[_Staff]:
         role = need.roles[n][0]
         allowed = need.allowed(n)
-        people = [
-            person
-            for person in self.staff
-            if role in person.roles and (allowed is None or person.id in allowed)
-        ]
+        with_role = self._with_role.get(role)
+        if with_role is None:
+            with_role = self._with_role[role] = [p for p in self.staff if role in p.roles]
+        people = (
+            list(with_role)
+            if allowed is None
+            else [person for person in with_role if person.id in allowed]
+        )
         if need.preferred_staff:
             rank = {staff_id: i for i, staff_id in enumerate(need.preferred_staff)}
             people.sort(key=lambda person: rank.get(person.id, len(rank)))
@@ -957,17 +952,20 @@ class _Search:
         if not free_rooms:
             return None, room_next
         jump = s
+        s_us = epoch_us(s)
+        day = s.astimezone(self.tz).date()
         free_staff: list[list[_Staff]] = []
         for n, (_, minutes) in enumerate(need.roles):
-            free: list[_Staff] = []
-            role_next: datetime | None = None
-            for person in self.staff_for(need, n):
-                t_person = person.next_free(s, minutes, limit)
-                if t_person == s:
-                    free.append(person)
-                elif t_person is not None and (role_next is None or t_person < role_next):
-                    role_next = t_person
+            people = self.staff_for(need, n)
+            length = minutes // _INSTANT
+            free = [person for person in people if person.is_free_at(s_us, length, day)]
             if not free:
+                # Only when nobody is free at s: the earliest anyone of the role is (a search).
+                role_next: datetime | None = None
+                for person in people:
+                    t_person = person.next_free(s, minutes, limit)
+                    if t_person is not None and (role_next is None or t_person < role_next):
+                        role_next = t_person
                 if role_next is None:
                     return None, None
                 jump = max(jump, role_next)
@@ -982,6 +980,40 @@ class _Search:
             for person, (role, minutes) in zip(chosen, need.roles, strict=True)
         )
         return _Assignment(free_rooms[0].id, staff), None
+
+    def assignment_at(self, need: _Need, s: datetime) -> _Assignment | None:
+        """What ``probe`` assigns at s (with no own holds), without looking past s."""
+        if self.patient.first_free(s, need.duration) != s:
+            return None
+        room = next(
+            (
+                room
+                for room in self.rooms_for(need)
+                if room.busy.first_free(s, need.duration + room.turnover) == s
+            ),
+            None,
+        )
+        if room is None:
+            return None
+        s_us = epoch_us(s)
+        day = s.astimezone(self.tz).date()
+        free_staff: list[list[_Staff]] = []
+        for n, (_, minutes) in enumerate(need.roles):
+            length = minutes // _INSTANT
+            free = [p for p in self.staff_for(need, n) if p.is_free_at(s_us, length, day)]
+            if not free:
+                return None
+            free_staff.append(free)
+        chosen = _distinct_choice(free_staff)
+        if chosen is None:
+            return None
+        return _Assignment(
+            room.id,
+            tuple(
+                (person.id, role, minutes)
+                for person, (role, minutes) in zip(chosen, need.roles, strict=True)
+            ),
+        )
 
     def earliest(
         self,
@@ -1338,7 +1370,6 @@ def plan_series(
         rooms,
         staff,
         patient_busy=request.patient_busy,
-        window_start=window_start,
         slot_minutes=request.slot_minutes,
         preferences=request.preferences,
         gates=request.gates,
@@ -1397,7 +1428,6 @@ def replan_after(
     )
     base_day = max(request.earliest_start, moved.starts_at.astimezone(tz).date())
     first_start = request.first_start(tz)
-    window_start = min([first_start] + [fact.starts_at.astimezone(UTC) for fact in later])
     limit = day_start(base_day + timedelta(days=request.horizon_days), tz)
     labels = _Labels()
     positions = [_Position(fact.kind, labels(fact.kind), pinned=fact, index=-1) for fact in pinned]
@@ -1436,7 +1466,6 @@ def replan_after(
         rooms,
         staff,
         patient_busy=request.patient_busy,
-        window_start=window_start,
         slot_minutes=request.slot_minutes,
         preferences=request.preferences,
         gates=request.gates,
@@ -1482,7 +1511,6 @@ def free_starts(
         rooms,
         staff,
         patient_busy=patient_busy,
-        window_start=window_start,
         slot_minutes=slot_minutes,
     )
     base = _need_for_step(kind_step, use_preferences=False)
@@ -1529,9 +1557,7 @@ def place_session(
     need = _need_for_step(step, use_preferences=False)
     if preferred_therapist is not None:
         need = replace(need, preferred_staff=(preferred_therapist,))
-    search = _Search(
-        calendar, rooms, staff, patient_busy=patient_busy, window_start=start, slot_minutes=1
-    )
+    search = _Search(calendar, rooms, staff, patient_busy=patient_busy, slot_minutes=1)
     label = f"{kind_label(step.kind)} session"
     local = start.astimezone(tz)
     end_local = (start + need.duration).astimezone(tz)
@@ -1810,14 +1836,34 @@ def _keep_one_therapist(
             (*therapist_first, *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles))
         )
     )
-    free_at = _free_at_planned_times(chain, search, limit, result, with_therapist, candidates)
+    probes: dict[tuple[int, int], _Placed | None] = {}
+
+    def taking(therapist: int, k: int) -> _Placed | None:
+        """Session k as planned with ``therapist`` in its therapist role, or None."""
+        if (therapist, k) not in probes:
+            probes[therapist, k] = _with_therapist_as_planned(
+                chain, search, result[k], k, therapist
+            )
+        return probes[therapist, k]
+
+    # Whoever comes first and can take every session as planned keeps the series; checking
+    # stops at a therapist's first busy session (most are busy at some planned time).
+    for therapist in [wished] if wished is not None else candidates:
+        if therapist in candidates and all(taking(therapist, k) for k in with_therapist):
+            return [
+                taking(therapist, k) or placed if k in with_therapist else placed
+                for k, placed in enumerate(result)
+            ]
+    free_at = {
+        therapist: {
+            k: placed for k in with_therapist if (placed := taking(therapist, k)) is not None
+        }
+        for therapist in candidates
+    }
     rank = {therapist: n for n, therapist in enumerate(candidates)}
     by_coverage = sorted(candidates, key=lambda t: (-len(free_at[t]), rank[t]))
     # A wish is tried alone: the series goes to someone else only session by session.
     whole_series = [wished] if wished is not None else by_coverage
-    for therapist in whole_series:
-        if len(free_at.get(therapist, {})) == len(with_therapist):
-            return [free_at[therapist].get(k, placed) for k, placed in enumerate(result)]
     # Only a plan whose last session starts no later can end as early: search no further.
     last_start = max(placement.start for placement in result) + _INSTANT
     for therapist in whole_series[:_WHOLE_SERIES_TRIES]:
@@ -1827,32 +1873,31 @@ def _keep_one_therapist(
     return _most_sessions_per_therapist(result, with_therapist, free_at, by_coverage, wished)
 
 
-def _free_at_planned_times(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
-    result: list[_Placed],
-    with_therapist: Sequence[int],
-    candidates: Sequence[int],
-) -> dict[int, dict[int, _Placed]]:
-    """For each therapist, the planned sessions they can take as planned (same time and
-    room), with the clinicians that then fill the other roles."""
-    free_at: dict[int, dict[int, _Placed]] = {}
-    for therapist in candidates:
-        free_at[therapist] = {}
-        for k in with_therapist:
-            placement = result[k]
-            assert placement.assignment is not None
-            need = chain.positions[k].need
-            assert need is not None
-            pinned_room = replace(
-                need.only(therapist, role=CONTINUITY_ROLE),
-                room_ids=frozenset({placement.assignment.room_id}),
-            )
-            assignment, _ = search.probe(pinned_room, placement.start, limit, ())
-            if assignment is not None:
-                free_at[therapist][k] = _Placed(placement.start, placement.end, assignment)
-    return free_at
+def _with_therapist_as_planned(
+    chain: _Chain, search: _Search, placement: _Placed, k: int, therapist: int
+) -> _Placed | None:
+    """Planned session k at its time and in its room with ``therapist`` in the therapist role
+    (and whoever is free in the others), or None when that cannot be."""
+    assert placement.assignment is not None
+    need = chain.positions[k].need
+    assert need is not None
+    person = search.staff_by_id.get(therapist)
+    if person is None or CONTINUITY_ROLE not in person.roles:
+        return None
+    start = epoch_us(placement.start)
+    day = placement.start.astimezone(search.tz).date()
+    if not all(
+        person.is_free_at(start, minutes // _INSTANT, day)
+        for role, minutes in need.roles
+        if role == CONTINUITY_ROLE
+    ):
+        return None  # the usual answer, known before building the restricted session
+    pinned_room = replace(
+        need.only(therapist, role=CONTINUITY_ROLE),
+        room_ids=frozenset({placement.assignment.room_id}),
+    )
+    assignment = search.assignment_at(pinned_room, placement.start)
+    return None if assignment is None else _Placed(placement.start, placement.end, assignment)
 
 
 def _whole_series_with(
