@@ -597,7 +597,10 @@ class _WeeklyWindows:
                 (epoch_us(start), epoch_us(end)) for start, end in self.on(day)
             ]
         end = t + length
-        return any(start <= t and end <= stop for start, stop in windows)
+        for start, stop in windows:  # noqa: SIM110 (a plain loop: tens of thousands per plan)
+            if start <= t and end <= stop:
+                return True
+        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -1116,9 +1119,15 @@ def _pinned_placement(fact: SessionFact) -> _Placed:
 
 
 def _solve(
-    chain: _Chain, search: _Search, limit: datetime
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    latest: Sequence[datetime] | None = None,
 ) -> tuple[list[_Placed], None] | tuple[None, _Blocked]:
-    """Place every free position at its earliest start (see the module docstring)."""
+    """Place every free position at its earliest start (see the module docstring).
+
+    ``latest[k]``: position k must start before it (``_latest_starts``); the search for k stops
+    there, since a start found later could only end in a plan that finishes too late."""
     positions = chain.positions
     n = len(positions)
     lower: list[datetime | None] = [position.lower for position in positions]
@@ -1176,7 +1185,8 @@ def _solve(
             for p in placed[:k]
             if p is not None and p.assignment is not None
         ]
-        found = search.earliest(need, low, limit, own) if low < limit else None
+        before = limit if latest is None else min(limit, latest[k])
+        found = search.earliest(need, low, before, own) if low < before else None
         if found is not None and own:
             found = _earlier_in_another_room(search, positions, placed, k, low, found)
         if found is None:
@@ -1893,7 +1903,11 @@ def _with_therapist_as_planned(
     ):
         return None  # the usual answer, known before building the restricted session
     pinned_room = replace(
-        need.only(therapist, role=CONTINUITY_ROLE),
+        need,
+        role_staff=tuple(
+            frozenset({therapist}) if role == CONTINUITY_ROLE else need.allowed(n)
+            for n, (role, _) in enumerate(need.roles)
+        ),
         room_ids=frozenset({placement.assignment.room_id}),
     )
     assignment = search.assignment_at(pinned_room, placement.start)
@@ -1914,11 +1928,40 @@ def _whole_series_with(
         chain.tz,
         chain.rules,
     )
-    attempt, _ = _solve(restricted, search, limit)
+    attempt, _ = _solve(restricted, search, limit, _latest_starts(restricted, limit))
     finish = max(placement.end for placement in result)
     if attempt is None or max(placement.end for placement in attempt) > finish:
         return None
     return attempt
+
+
+def _latest_starts(chain: _Chain, limit: datetime) -> list[datetime]:
+    """For each position, a start it must come before in any plan whose new sessions all start
+    before ``limit``: the chain and the lower-bound rules read backwards from ``limit``.
+
+    Sound because every lower bound is a non-decreasing function of the earlier start (module
+    docstring): if q must start before L, p must start before ``earlier_start_bounds``' high for
+    q at L. A restricted search (``_whole_series_with``) then gives up on a position as soon as
+    it cannot start in time, instead of searching on to ``limit`` and failing later.
+    """
+    positions = chain.positions
+    latest = [limit] * len(positions)
+    for k in range(len(positions) - 1, -1, -1):
+        position = positions[k]
+        if position.pinned is not None:
+            latest[k] = position.pinned.starts_at.astimezone(UTC) + _INSTANT
+            continue
+        need = position.need
+        assert need is not None
+        bound = limit
+        if k + 1 < len(positions):
+            bound = min(bound, latest[k + 1] - need.duration)
+        for rule, j in chain.by_earlier.get(k, ()):
+            _, high = earlier_start_bounds(rule, latest[j] - _INSTANT, need.duration, chain.tz)
+            if high is not None and high < bound:
+                bound = high
+        latest[k] = bound
+    return latest
 
 
 def _therapist_of(placement: _Placed) -> int | None:
