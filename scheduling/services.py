@@ -38,7 +38,7 @@ from protocols.rules import (
     gate_failures,
     local_date,
 )
-from protocols.selectors import protocol_spec, protocol_versions, step_for_kind
+from protocols.selectors import protocol_spec, protocol_versions, step_for_kind, version_spec
 
 from .hooks import session_changed
 from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
@@ -834,8 +834,7 @@ def series_plan(
         raise InvalidInput(
             "earliest_start is in the past.", {"earliest_start": [f"On or after {today}."]}
         )
-    version = protocol_versions().get(pk=protocol_version.pk)
-    spec = protocol_spec(version)
+    spec = version_spec(protocol_version.pk)
     gates = patient_gates(patient)
     preferences = preferences or Preferences()
     plan = Plan((), ())
