@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.signals import post_delete, post_save
 
 from clinic.models import Role, RoomKind
 
-from .models import ProtocolStep, ProtocolVersion, SessionKind
+from .models import (
+    Protocol,
+    ProtocolRule,
+    ProtocolStep,
+    ProtocolStepRole,
+    ProtocolVersion,
+    SessionKind,
+)
 from .rules import ProtocolSpec, Rule, Step, StepRole
 
 #: What a session of each kind needs when it is booked outside a series (or its protocol has no
@@ -139,4 +148,27 @@ def protocol_spec(version: ProtocolVersion) -> ProtocolSpec:
             )
             for rule in version.rules.all()
         ),
+    )
+
+
+@lru_cache(maxsize=128)
+def version_spec(version_id: int) -> ProtocolSpec:
+    """The rules engine's value of a protocol version, loaded once per process.
+
+    A version does not change once made (a change makes a new version; the admin shows versions,
+    steps and rules read-only), so the planner need not read its four tables on every plan.
+    Saving or deleting any protocol row clears the cache all the same, so fixtures and tests that
+    add a rule to an existing version read it fresh. Raises ``ProtocolVersion.DoesNotExist``.
+    """
+    return protocol_spec(protocol_versions().get(pk=version_id))
+
+
+def _forget_version_specs(**_: Any) -> None:
+    version_spec.cache_clear()
+
+
+for _model in (Protocol, ProtocolVersion, ProtocolStep, ProtocolStepRole, ProtocolRule):
+    post_save.connect(_forget_version_specs, sender=_model, dispatch_uid=f"spec-{_model.__name__}")
+    post_delete.connect(
+        _forget_version_specs, sender=_model, dispatch_uid=f"spec-del-{_model.__name__}"
     )

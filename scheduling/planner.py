@@ -13,8 +13,9 @@ Inputs and outputs
     zone (PEP 495), so local times are for display only (``.astimezone(calendar.tz)``).
     ``busy``, ``time_off`` and ``patient_busy`` must each be sorted by start
     (``ORDER BY starts_at``); they may overlap each other. They are searched with
-    ``bisect``: the only linear work is one C-level ``max`` per list over the intervals that
-    start before the planning window, plus one per 64 intervals the search actually reaches.
+    ``bisect``: the only linear work is one C-level running maximum of ends per list the search
+    reaches. They may be tuples of ``Interval`` or ``EpochIntervals`` (epoch microseconds, what
+    ``scheduling.supply`` loads); the planner searches integers either way.
     Room ``busy`` includes each hold's turnover; staff ``busy`` is one interval per existing
     assignment. Staff with no ``working_hours`` work whenever the clinic is open. Busy lists
     must contain the holds of ``PlanRequest.fixed`` sessions (they are booked) and must not
@@ -87,12 +88,14 @@ Re-planning
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 from operator import attrgetter
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from protocols.rules import (
@@ -141,6 +144,67 @@ class Interval:
     end: datetime
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(instant: datetime) -> int:
+    """An aware instant as whole microseconds since 1970-01-01 UTC (exact)."""
+    return (instant - _EPOCH) // _INSTANT
+
+
+def from_epoch_us(value: int) -> datetime:
+    """The UTC instant ``value`` microseconds after 1970-01-01 UTC (exact)."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochIntervals(Sequence[Interval]):
+    """Start-sorted half-open intervals held as epoch microseconds (``starts[i]``, ``ends[i]``).
+
+    What the database loads cheaply (``clinic.db.EpochMicroseconds``) and what the planner's
+    timelines search with plain ``int`` comparisons. It is a sequence of ``Interval`` for every
+    other reader (the intervals are built on access).
+    """
+
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.starts) != len(self.ends):
+            raise ValueError("starts and ends must have the same length")
+
+    @classmethod
+    def of(cls, intervals: Iterable[Interval]) -> EpochIntervals:
+        pairs = [(epoch_us(iv.start), epoch_us(iv.end)) for iv in intervals]
+        return cls(tuple(start for start, _ in pairs), tuple(end for _, end in pairs))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @overload
+    def __getitem__(self, index: int) -> Interval: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> EpochIntervals: ...
+
+    def __getitem__(self, index: int | slice) -> Interval | EpochIntervals:
+        if isinstance(index, slice):
+            return EpochIntervals(self.starts[index], self.ends[index])
+        return Interval(from_epoch_us(self.starts[index]), from_epoch_us(self.ends[index]))
+
+    def __iter__(self) -> Iterator[Interval]:
+        for start, end in zip(self.starts, self.ends, strict=True):
+            yield Interval(from_epoch_us(start), from_epoch_us(end))
+
+    def inserted(self, interval: Interval) -> EpochIntervals:
+        """These intervals and ``interval``, still sorted by start (after equal starts)."""
+        start, end = epoch_us(interval.start), epoch_us(interval.end)
+        at = bisect_right(self.starts, start)
+        return EpochIntervals(
+            (*self.starts[:at], start, *self.starts[at:]), (*self.ends[:at], end, *self.ends[at:])
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WeeklyHours:
     """Local clinic time; 0 = Monday. An ``end`` of 00:00 means midnight at the end of the day."""
@@ -164,7 +228,7 @@ class RoomSupply:
     id: int
     kind: str
     turnover_minutes: int = 0
-    busy: tuple[Interval, ...] = ()
+    busy: Sequence[Interval] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +239,8 @@ class StaffSupply:
     roles: frozenset[str]
     capacity: int = 1
     working_hours: tuple[WeeklyHours, ...] = ()
-    time_off: tuple[Interval, ...] = ()
-    busy: tuple[Interval, ...] = ()
+    time_off: Sequence[Interval] = ()
+    busy: Sequence[Interval] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +294,7 @@ class PlanRequest:
 
     protocol: ProtocolSpec
     earliest_start: date
-    patient_busy: tuple[Interval, ...] = ()
+    patient_busy: Sequence[Interval] = ()
     preferences: Preferences = Preferences()
     gates: PatientGates | None = None
     horizon_days: int = 120
@@ -364,118 +428,104 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if a >= b else b
 
 
-class _Timeline:
-    """Start-sorted intervals answered with ``bisect`` and lazily computed maxima of ends.
+_NONE = -(2**63)
+"""Below every epoch-microsecond instant: the latest end of no interval."""
 
-    The maximum end over a prefix tells whether anything that started before a point is still
-    running there, whatever the intervals' lengths and overlaps. Maxima are kept per chunk of
-    ``_CHUNK`` intervals from the first interval the planner can reach (``window_start``) and
-    computed only as far as queries go; everything before that window is folded into one
-    C-level ``max``.
+
+class _Timeline:
+    """Start-sorted intervals answered with ``bisect`` and the running maximum of their ends.
+
+    Held as epoch microseconds (``int``): the searches compare integers, and callers' datetimes
+    are converted once per query. The maximum end over a prefix tells whether anything that
+    started before a point is still running there, whatever the intervals' lengths and overlaps;
+    it is computed (one C-level ``accumulate``) on the first query, so a resource the search
+    never asks about costs nothing. Busy time is loaded only around the planning window, so the
+    lists are short.
     """
 
-    __slots__ = ("_base", "_chunk_max", "_items", "_prefix")
-    _CHUNK = 64
+    __slots__ = ("_ends", "_latest", "_starts")
 
-    def __init__(self, items: Sequence[Interval], window_start: datetime) -> None:
-        self._items = items
-        self._base = bisect_left(items, window_start, key=_START) if items else 0
-        # _prefix[c]: latest end among items[: base + c * _CHUNK] ([0] is all history);
-        # _chunk_max[c]: latest end among the c-th chunk, items[base + c * _CHUNK :][:_CHUNK].
-        self._prefix: list[datetime | None] = []
-        self._chunk_max: list[datetime | None] = []
+    def __init__(self, items: Sequence[Interval]) -> None:
+        epochs = items if isinstance(items, EpochIntervals) else EpochIntervals.of(items)
+        self._starts = epochs.starts
+        self._ends = epochs.ends
+        self._latest: list[int] = []  # [j]: the latest end among the first j intervals
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return bool(self._starts)
 
-    def _prefix_at(self, chunk: int) -> datetime | None:
-        """Latest end among ``items[: base + chunk * _CHUNK]``."""
-        prefix = self._prefix
-        items = self._items
-        if not prefix:
-            prefix.append(max(map(_END, items[: self._base]), default=None))
-        while len(prefix) <= chunk:
-            low = self._base + (len(prefix) - 1) * self._CHUNK
-            block = max(map(_END, items[low : low + self._CHUNK]), default=None)
-            self._chunk_max.append(block)
-            prefix.append(_later(prefix[-1], block))
-        return prefix[chunk]
+    def _latest_ends(self) -> list[int]:
+        latest = self._latest
+        if not latest:
+            latest.append(_NONE)
+            latest.extend(accumulate(self._ends, max))
+        return latest
 
-    def _max_end_before(self, j: int) -> datetime | None:
-        """Latest end among ``items[:j]``."""
-        items = self._items
-        base = self._base
-        if j < base:  # a query before the window the planner was built for (rare)
-            return max(map(_END, items[:j]), default=None)
-        chunk = (j - base) // self._CHUNK
-        latest = self._prefix_at(chunk)
-        low = base + chunk * self._CHUNK
-        if low == j:
-            return latest
-        return _later(latest, max(map(_END, items[low:j])))
-
-    def first_free(self, t: datetime, length: timedelta) -> datetime:
-        """Earliest s >= t with [s, s + length) clear of every interval.
+    def first_free_us(self, t: int, length: int) -> int:
+        """Earliest s >= t with [s, s + length) clear of every interval (epoch microseconds).
 
         Jumping to the latest end of everything that started before ``t + length`` skips no
         free start: that interval overlaps every window starting before its end.
         """
-        if not self._items:
+        starts = self._starts
+        if not starts:
             return t
+        latest_ends = self._latest or self._latest_ends()
         while True:
-            j = bisect_left(self._items, t + length, key=_START)
-            latest = self._max_end_before(j)
-            if latest is None or latest <= t:
+            latest = latest_ends[bisect_left(starts, t + length)]
+            if latest <= t:
                 return t
-            t = latest.astimezone(UTC)  # callers compare with ==, which PEP 495 breaks across zones
+            t = latest
 
-    def overlapping(self, t0: datetime, t1: datetime) -> list[Interval]:
-        """Every interval overlapping [t0, t1), walking back only through chunks that still
-        hold an interval running at ``t0``."""
-        items = self._items
-        base = self._base
-        found: list[Interval] = []
-        j = bisect_left(items, t1, key=_START) if items else 0
-        if j > base:
-            chunk = (j - 1 - base) // self._CHUNK
-            self._prefix_at(chunk + 1)
-            while chunk >= 0:
-                low = base + chunk * self._CHUNK
-                chunk_max = self._chunk_max[chunk]
-                if chunk_max is not None and chunk_max > t0:
-                    found.extend(iv for iv in items[low : min(j, low + self._CHUNK)] if iv.end > t0)
-                before = self._prefix[chunk]
-                if before is None or before <= t0:
-                    return found
-                chunk -= 1
-            j = base
-        if j > 0:
-            latest = self._max_end_before(j)
-            if latest is not None and latest > t0:  # something from long before still runs
-                found.extend(iv for iv in items[:j] if iv.end > t0)
+    def first_free(self, t: datetime, length: timedelta) -> datetime:
+        """``first_free_us`` for aware datetimes; returns a UTC instant."""
+        if not self._starts:
+            return t
+        t_us = epoch_us(t)
+        free = self.first_free_us(t_us, length // _INSTANT)
+        return t if free == t_us else from_epoch_us(free)
+
+    def overlapping_us(self, t0: int, t1: int) -> list[tuple[int, int]]:
+        """Every interval overlapping [t0, t1), walking back only as far as something that
+        started earlier may still run at ``t0``."""
+        starts, ends = self._starts, self._ends
+        latest_ends = self._latest or self._latest_ends()
+        found: list[tuple[int, int]] = []
+        i = bisect_left(starts, t1) - 1
+        while i >= 0 and latest_ends[i + 1] > t0:
+            if ends[i] > t0:
+                found.append((starts[i], ends[i]))
+            i -= 1
         return found
 
-    def first_saturated(
-        self, t0: datetime, t1: datetime, capacity: int
-    ) -> tuple[datetime, datetime] | None:
+    def first_saturated_us(self, t0: int, t1: int, capacity: int) -> tuple[int, int] | None:
         """The first stretch of [t0, t1) where ``capacity`` or more intervals run at once,
         clipped to [t0, t1); None when there is none."""
-        running = self.overlapping(t0, t1)
+        running = self.overlapping_us(t0, t1)
         if len(running) < capacity:
             return None
         points = sorted(
             {t0}
-            | {iv.start.astimezone(UTC) for iv in running if iv.start > t0}
-            | {iv.end.astimezone(UTC) for iv in running if iv.end < t1}
+            | {start for start, _ in running if start > t0}
+            | {end for _, end in running if end < t1}
         )
-        start: datetime | None = None
+        stretch_start: int | None = None
         for point in points:
-            depth = sum(1 for iv in running if iv.start <= point < iv.end)
-            if start is None and depth >= capacity:
-                start = point
-            elif start is not None and depth < capacity:
-                return start.astimezone(UTC), point.astimezone(UTC)
-        return (start.astimezone(UTC), t1) if start is not None else None
+            depth = sum(1 for start, end in running if start <= point < end)
+            if stretch_start is None and depth >= capacity:
+                stretch_start = point
+            elif stretch_start is not None and depth < capacity:
+                return stretch_start, point
+        return (stretch_start, t1) if stretch_start is not None else None
+
+    def first_saturated(
+        self, t0: datetime, t1: datetime, capacity: int
+    ) -> tuple[datetime, datetime] | None:
+        """``first_saturated_us`` for aware datetimes; returns UTC instants."""
+        found = self.first_saturated_us(epoch_us(t0), epoch_us(t1), capacity)
+        if found is None:
+            return None
+        return from_epoch_us(found[0]), from_epoch_us(found[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,7 +536,7 @@ class _Timeline:
 class _WeeklyWindows:
     """Weekly local hours as UTC windows per date, merged where they touch, cached per date."""
 
-    __slots__ = ("_by_weekday", "_cache", "_tz")
+    __slots__ = ("_by_weekday", "_cache", "_cache_us", "_tz")
 
     def __init__(self, hours: Iterable[WeeklyHours], tz: ZoneInfo) -> None:
         by_weekday: dict[int, list[tuple[time, time | None]]] = {}
@@ -500,6 +550,7 @@ class _WeeklyWindows:
         self._by_weekday = by_weekday
         self._tz = tz
         self._cache: dict[date, list[tuple[datetime, datetime]]] = {}
+        self._cache_us: dict[date, list[tuple[int, int]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._by_weekday)
@@ -538,6 +589,19 @@ class _WeeklyWindows:
         day = t.astimezone(self._tz).date()
         return any(start <= t and t + length <= end for start, end in self.on(day))
 
+    def contains_us(self, t: int, length: int, day: date) -> bool:
+        """``contains`` in epoch microseconds; ``day`` is t's local date."""
+        windows = self._cache_us.get(day)
+        if windows is None:
+            windows = self._cache_us[day] = [
+                (epoch_us(start), epoch_us(end)) for start, end in self.on(day)
+            ]
+        end = t + length
+        for start, stop in windows:  # noqa: SIM110 (a plain loop: tens of thousands per plan)
+            if start <= t and end <= stop:
+                return True
+        return False
+
 
 # --------------------------------------------------------------------------------------------
 # Resources
@@ -547,25 +611,25 @@ class _WeeklyWindows:
 class _Room:
     __slots__ = ("busy", "id", "kind", "turnover")
 
-    def __init__(self, supply: RoomSupply, window_start: datetime) -> None:
+    def __init__(self, supply: RoomSupply) -> None:
         self.id = supply.id
         self.kind = supply.kind
         self.turnover = timedelta(minutes=supply.turnover_minutes)
-        self.busy = _Timeline(supply.busy, window_start)
+        self.busy = _Timeline(supply.busy)
 
 
 class _Staff:
     __slots__ = ("busy", "capacity", "hours", "id", "roles", "time_off")
 
-    def __init__(self, supply: StaffSupply, tz: ZoneInfo, window_start: datetime) -> None:
+    def __init__(self, supply: StaffSupply, tz: ZoneInfo) -> None:
         if supply.capacity < 1:
             raise ValueError(f"staff {supply.id} has capacity {supply.capacity}; it must be >= 1")
         self.id = supply.id
         self.roles = supply.roles
         self.capacity = supply.capacity
         self.hours = _WeeklyWindows(supply.working_hours, tz)
-        self.time_off = _Timeline(supply.time_off, window_start)
-        self.busy = _Timeline(supply.busy, window_start)
+        self.time_off = _Timeline(supply.time_off)
+        self.busy = _Timeline(supply.busy)
 
     def next_free(self, t: datetime, length: timedelta, limit: datetime) -> datetime | None:
         """Earliest s >= t this person can hold [s, s + length); None if none before limit."""
@@ -591,6 +655,19 @@ class _Staff:
             if saturated is None:
                 return t
             t = saturated[1]
+
+    def is_free_at(self, t: int, length: int, day: date) -> bool:
+        """Whether this person can hold [t, t + length) (epoch microseconds; ``day`` is t's
+        local date): ``reason_blocked`` is None, and ``next_free`` would return t, without
+        searching past t. Busy time is checked first: it is what most often says no."""
+        if self.capacity == 1:
+            if self.busy.first_free_us(t, length) != t:
+                return False
+        elif self.busy.first_saturated_us(t, t + length, self.capacity) is not None:
+            return False
+        return self.time_off.first_free_us(t, length) == t and (
+            not self.hours or self.hours.contains_us(t, length, day)
+        )
 
     def reason_blocked(self, t: datetime, length: timedelta) -> str | None:
         """Why this person cannot hold [t, t + length), as a placement rule name."""
@@ -679,7 +756,6 @@ class _Search:
         staff: Sequence[StaffSupply],
         *,
         patient_busy: Sequence[Interval],
-        window_start: datetime,
         slot_minutes: int,
         preferences: Preferences = Preferences(),
         gates: PatientGates | None = None,
@@ -689,10 +765,11 @@ class _Search:
         self.tz = calendar.tz
         self.calendar = calendar
         self.opening = _WeeklyWindows(calendar.opening_hours, calendar.tz)
-        self.rooms = [_Room(room, window_start) for room in rooms]
+        self.rooms = [_Room(room) for room in rooms]
         self.room_turnover = {room.id: room.turnover for room in self.rooms}
-        self.staff = [_Staff(person, calendar.tz, window_start) for person in staff]
-        self.patient = _Timeline(patient_busy, window_start)
+        self.staff = [_Staff(person, calendar.tz) for person in staff]
+        self.staff_by_id = {person.id: person for person in self.staff}
+        self.patient = _Timeline(patient_busy)
         self.slot_minutes = slot_minutes
         self.preferences = preferences
         self.gates = gates
@@ -700,6 +777,7 @@ class _Search:
         self._pref_window: dict[date, tuple[datetime | None, datetime | None]] = {}
         self._offset_change: dict[date, bool] = {}
         self._boundaries: dict[date, list[datetime]] = {}
+        self._with_role: dict[str, list[_Staff]] = {}
 
     # -- candidate starts ----------------------------------------------------------------
 
@@ -825,11 +903,14 @@ class _Search:
     def staff_for(self, need: _Need, n: int) -> list[_Staff]:
         role = need.roles[n][0]
         allowed = need.allowed(n)
-        people = [
-            person
-            for person in self.staff
-            if role in person.roles and (allowed is None or person.id in allowed)
-        ]
+        with_role = self._with_role.get(role)
+        if with_role is None:
+            with_role = self._with_role[role] = [p for p in self.staff if role in p.roles]
+        people = (
+            list(with_role)
+            if allowed is None
+            else [person for person in with_role if person.id in allowed]
+        )
         if need.preferred_staff:
             rank = {staff_id: i for i, staff_id in enumerate(need.preferred_staff)}
             people.sort(key=lambda person: rank.get(person.id, len(rank)))
@@ -874,17 +955,20 @@ class _Search:
         if not free_rooms:
             return None, room_next
         jump = s
+        s_us = epoch_us(s)
+        day = s.astimezone(self.tz).date()
         free_staff: list[list[_Staff]] = []
         for n, (_, minutes) in enumerate(need.roles):
-            free: list[_Staff] = []
-            role_next: datetime | None = None
-            for person in self.staff_for(need, n):
-                t_person = person.next_free(s, minutes, limit)
-                if t_person == s:
-                    free.append(person)
-                elif t_person is not None and (role_next is None or t_person < role_next):
-                    role_next = t_person
+            people = self.staff_for(need, n)
+            length = minutes // _INSTANT
+            free = [person for person in people if person.is_free_at(s_us, length, day)]
             if not free:
+                # Only when nobody is free at s: the earliest anyone of the role is (a search).
+                role_next: datetime | None = None
+                for person in people:
+                    t_person = person.next_free(s, minutes, limit)
+                    if t_person is not None and (role_next is None or t_person < role_next):
+                        role_next = t_person
                 if role_next is None:
                     return None, None
                 jump = max(jump, role_next)
@@ -899,6 +983,40 @@ class _Search:
             for person, (role, minutes) in zip(chosen, need.roles, strict=True)
         )
         return _Assignment(free_rooms[0].id, staff), None
+
+    def assignment_at(self, need: _Need, s: datetime) -> _Assignment | None:
+        """What ``probe`` assigns at s (with no own holds), without looking past s."""
+        if self.patient.first_free(s, need.duration) != s:
+            return None
+        room = next(
+            (
+                room
+                for room in self.rooms_for(need)
+                if room.busy.first_free(s, need.duration + room.turnover) == s
+            ),
+            None,
+        )
+        if room is None:
+            return None
+        s_us = epoch_us(s)
+        day = s.astimezone(self.tz).date()
+        free_staff: list[list[_Staff]] = []
+        for n, (_, minutes) in enumerate(need.roles):
+            length = minutes // _INSTANT
+            free = [p for p in self.staff_for(need, n) if p.is_free_at(s_us, length, day)]
+            if not free:
+                return None
+            free_staff.append(free)
+        chosen = _distinct_choice(free_staff)
+        if chosen is None:
+            return None
+        return _Assignment(
+            room.id,
+            tuple(
+                (person.id, role, minutes)
+                for person, (role, minutes) in zip(chosen, need.roles, strict=True)
+            ),
+        )
 
     def earliest(
         self,
@@ -1001,9 +1119,15 @@ def _pinned_placement(fact: SessionFact) -> _Placed:
 
 
 def _solve(
-    chain: _Chain, search: _Search, limit: datetime
+    chain: _Chain,
+    search: _Search,
+    limit: datetime,
+    latest: Sequence[datetime] | None = None,
 ) -> tuple[list[_Placed], None] | tuple[None, _Blocked]:
-    """Place every free position at its earliest start (see the module docstring)."""
+    """Place every free position at its earliest start (see the module docstring).
+
+    ``latest[k]``: position k must start before it (``_latest_starts``); the search for k stops
+    there, since a start found later could only end in a plan that finishes too late."""
     positions = chain.positions
     n = len(positions)
     lower: list[datetime | None] = [position.lower for position in positions]
@@ -1061,7 +1185,8 @@ def _solve(
             for p in placed[:k]
             if p is not None and p.assignment is not None
         ]
-        found = search.earliest(need, low, limit, own) if low < limit else None
+        before = limit if latest is None else min(limit, latest[k])
+        found = search.earliest(need, low, before, own) if low < before else None
         if found is not None and own:
             found = _earlier_in_another_room(search, positions, placed, k, low, found)
         if found is None:
@@ -1255,7 +1380,6 @@ def plan_series(
         rooms,
         staff,
         patient_busy=request.patient_busy,
-        window_start=window_start,
         slot_minutes=request.slot_minutes,
         preferences=request.preferences,
         gates=request.gates,
@@ -1314,7 +1438,6 @@ def replan_after(
     )
     base_day = max(request.earliest_start, moved.starts_at.astimezone(tz).date())
     first_start = request.first_start(tz)
-    window_start = min([first_start] + [fact.starts_at.astimezone(UTC) for fact in later])
     limit = day_start(base_day + timedelta(days=request.horizon_days), tz)
     labels = _Labels()
     positions = [_Position(fact.kind, labels(fact.kind), pinned=fact, index=-1) for fact in pinned]
@@ -1353,7 +1476,6 @@ def replan_after(
         rooms,
         staff,
         patient_busy=request.patient_busy,
-        window_start=window_start,
         slot_minutes=request.slot_minutes,
         preferences=request.preferences,
         gates=request.gates,
@@ -1399,7 +1521,6 @@ def free_starts(
         rooms,
         staff,
         patient_busy=patient_busy,
-        window_start=window_start,
         slot_minutes=slot_minutes,
     )
     base = _need_for_step(kind_step, use_preferences=False)
@@ -1446,9 +1567,7 @@ def place_session(
     need = _need_for_step(step, use_preferences=False)
     if preferred_therapist is not None:
         need = replace(need, preferred_staff=(preferred_therapist,))
-    search = _Search(
-        calendar, rooms, staff, patient_busy=patient_busy, window_start=start, slot_minutes=1
-    )
+    search = _Search(calendar, rooms, staff, patient_busy=patient_busy, slot_minutes=1)
     label = f"{kind_label(step.kind)} session"
     local = start.astimezone(tz)
     end_local = (start + need.duration).astimezone(tz)
@@ -1727,14 +1846,34 @@ def _keep_one_therapist(
             (*therapist_first, *(p.id for p in search.staff if CONTINUITY_ROLE in p.roles))
         )
     )
-    free_at = _free_at_planned_times(chain, search, limit, result, with_therapist, candidates)
+    probes: dict[tuple[int, int], _Placed | None] = {}
+
+    def taking(therapist: int, k: int) -> _Placed | None:
+        """Session k as planned with ``therapist`` in its therapist role, or None."""
+        if (therapist, k) not in probes:
+            probes[therapist, k] = _with_therapist_as_planned(
+                chain, search, result[k], k, therapist
+            )
+        return probes[therapist, k]
+
+    # Whoever comes first and can take every session as planned keeps the series; checking
+    # stops at a therapist's first busy session (most are busy at some planned time).
+    for therapist in [wished] if wished is not None else candidates:
+        if therapist in candidates and all(taking(therapist, k) for k in with_therapist):
+            return [
+                taking(therapist, k) or placed if k in with_therapist else placed
+                for k, placed in enumerate(result)
+            ]
+    free_at = {
+        therapist: {
+            k: placed for k in with_therapist if (placed := taking(therapist, k)) is not None
+        }
+        for therapist in candidates
+    }
     rank = {therapist: n for n, therapist in enumerate(candidates)}
     by_coverage = sorted(candidates, key=lambda t: (-len(free_at[t]), rank[t]))
     # A wish is tried alone: the series goes to someone else only session by session.
     whole_series = [wished] if wished is not None else by_coverage
-    for therapist in whole_series:
-        if len(free_at.get(therapist, {})) == len(with_therapist):
-            return [free_at[therapist].get(k, placed) for k, placed in enumerate(result)]
     # Only a plan whose last session starts no later can end as early: search no further.
     last_start = max(placement.start for placement in result) + _INSTANT
     for therapist in whole_series[:_WHOLE_SERIES_TRIES]:
@@ -1744,32 +1883,35 @@ def _keep_one_therapist(
     return _most_sessions_per_therapist(result, with_therapist, free_at, by_coverage, wished)
 
 
-def _free_at_planned_times(
-    chain: _Chain,
-    search: _Search,
-    limit: datetime,
-    result: list[_Placed],
-    with_therapist: Sequence[int],
-    candidates: Sequence[int],
-) -> dict[int, dict[int, _Placed]]:
-    """For each therapist, the planned sessions they can take as planned (same time and
-    room), with the clinicians that then fill the other roles."""
-    free_at: dict[int, dict[int, _Placed]] = {}
-    for therapist in candidates:
-        free_at[therapist] = {}
-        for k in with_therapist:
-            placement = result[k]
-            assert placement.assignment is not None
-            need = chain.positions[k].need
-            assert need is not None
-            pinned_room = replace(
-                need.only(therapist, role=CONTINUITY_ROLE),
-                room_ids=frozenset({placement.assignment.room_id}),
-            )
-            assignment, _ = search.probe(pinned_room, placement.start, limit, ())
-            if assignment is not None:
-                free_at[therapist][k] = _Placed(placement.start, placement.end, assignment)
-    return free_at
+def _with_therapist_as_planned(
+    chain: _Chain, search: _Search, placement: _Placed, k: int, therapist: int
+) -> _Placed | None:
+    """Planned session k at its time and in its room with ``therapist`` in the therapist role
+    (and whoever is free in the others), or None when that cannot be."""
+    assert placement.assignment is not None
+    need = chain.positions[k].need
+    assert need is not None
+    person = search.staff_by_id.get(therapist)
+    if person is None or CONTINUITY_ROLE not in person.roles:
+        return None
+    start = epoch_us(placement.start)
+    day = placement.start.astimezone(search.tz).date()
+    if not all(
+        person.is_free_at(start, minutes // _INSTANT, day)
+        for role, minutes in need.roles
+        if role == CONTINUITY_ROLE
+    ):
+        return None  # the usual answer, known before building the restricted session
+    pinned_room = replace(
+        need,
+        role_staff=tuple(
+            frozenset({therapist}) if role == CONTINUITY_ROLE else need.allowed(n)
+            for n, (role, _) in enumerate(need.roles)
+        ),
+        room_ids=frozenset({placement.assignment.room_id}),
+    )
+    assignment = search.assignment_at(pinned_room, placement.start)
+    return None if assignment is None else _Placed(placement.start, placement.end, assignment)
 
 
 def _whole_series_with(
@@ -1786,11 +1928,40 @@ def _whole_series_with(
         chain.tz,
         chain.rules,
     )
-    attempt, _ = _solve(restricted, search, limit)
+    attempt, _ = _solve(restricted, search, limit, _latest_starts(restricted, limit))
     finish = max(placement.end for placement in result)
     if attempt is None or max(placement.end for placement in attempt) > finish:
         return None
     return attempt
+
+
+def _latest_starts(chain: _Chain, limit: datetime) -> list[datetime]:
+    """For each position, a start it must come before in any plan whose new sessions all start
+    before ``limit``: the chain and the lower-bound rules read backwards from ``limit``.
+
+    Sound because every lower bound is a non-decreasing function of the earlier start (module
+    docstring): if q must start before L, p must start before ``earlier_start_bounds``' high for
+    q at L. A restricted search (``_whole_series_with``) then gives up on a position as soon as
+    it cannot start in time, instead of searching on to ``limit`` and failing later.
+    """
+    positions = chain.positions
+    latest = [limit] * len(positions)
+    for k in range(len(positions) - 1, -1, -1):
+        position = positions[k]
+        if position.pinned is not None:
+            latest[k] = position.pinned.starts_at.astimezone(UTC) + _INSTANT
+            continue
+        need = position.need
+        assert need is not None
+        bound = limit
+        if k + 1 < len(positions):
+            bound = min(bound, latest[k + 1] - need.duration)
+        for rule, j in chain.by_earlier.get(k, ()):
+            _, high = earlier_start_bounds(rule, latest[j] - _INSTANT, need.duration, chain.tz)
+            if high is not None and high < bound:
+                bound = high
+        latest[k] = bound
+    return latest
 
 
 def _therapist_of(placement: _Placed) -> int | None:

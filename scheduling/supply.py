@@ -4,6 +4,13 @@ One query per kind of thing (opening hours, closures, rooms, room holds, staff, 
 hours, time off, staff holds, the patient's sessions), whatever the number of rooms or staff, and
 only inside the window being planned. Busy lists come back sorted by start, as the planner's
 ``bisect`` search requires.
+
+Busy time is read as epoch microseconds (``clinic.db.EpochMicroseconds``, planner
+``EpochIntervals``): a plan reads thousands of holds, and building a ``datetime`` for each was most
+of the loading time. The reads are bounded from below by ``MAX_HOLD`` (a database check: no session
+holds its room, and no staff hold lasts, longer), so ``starts_at >= window start - MAX_HOLD`` keeps
+every hold that overlaps the window and lets the ``(room|staff|patient, starts_at)`` indexes scan
+only the window instead of all history before it.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from clinic.db import EpochMicroseconds
 from clinic.models import (
     Clinic,
     Consent,
@@ -28,8 +37,15 @@ from clinic.models import (
 )
 from protocols.rules import PatientGates, ScreeningFact
 
-from .models import LIVE_STATUSES, Session, SessionStaff
-from .planner import ClinicCalendar, Interval, RoomSupply, StaffSupply, WeeklyHours
+from .models import LIVE_STATUSES, MAX_HOLD, Session, SessionStaff
+from .planner import (
+    ClinicCalendar,
+    EpochIntervals,
+    Interval,
+    RoomSupply,
+    StaffSupply,
+    WeeklyHours,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ class Supply:
     calendar: ClinicCalendar
     rooms: tuple[RoomSupply, ...]
     staff: tuple[StaffSupply, ...]
-    patient_busy: tuple[Interval, ...]
+    patient_busy: EpochIntervals
 
 
 def clinic_calendar(clinic: Clinic, first_day: dt.date, last_day: dt.date) -> ClinicCalendar:
@@ -60,6 +76,38 @@ def _grouped(rows: Iterable[tuple[int, dt.datetime, dt.datetime]]) -> dict[int, 
     return grouped
 
 
+def _held_in(holds: QuerySet, window: Interval, end_field: str) -> QuerySet:
+    """Holds overlapping ``window``, found through an index range on ``starts_at`` only: nothing
+    starting more than ``MAX_HOLD`` before the window can still run in it."""
+    return holds.filter(
+        starts_at__gte=window.start - MAX_HOLD,
+        starts_at__lt=window.end,
+        **{f"{end_field}__gt": window.start},
+    )
+
+
+def _without(holds: QuerySet, field: str, sessions: Collection[int]) -> QuerySet:
+    return holds.exclude(**{f"{field}__in": sessions}) if sessions else holds
+
+
+def _epoch_rows(holds: QuerySet, owner: str, end_field: str) -> Iterable[tuple[int, int, int]]:
+    return holds.order_by("starts_at").values_list(
+        owner, EpochMicroseconds("starts_at"), EpochMicroseconds(end_field)
+    )
+
+
+def _grouped_epochs(rows: Iterable[tuple[int, int, int]]) -> dict[int, EpochIntervals]:
+    starts: dict[int, list[int]] = defaultdict(list)
+    ends: dict[int, list[int]] = defaultdict(list)
+    for owner, start, end in rows:
+        starts[owner].append(start)
+        ends[owner].append(end)
+    return {owner: EpochIntervals(tuple(starts[owner]), tuple(ends[owner])) for owner in starts}
+
+
+_NOTHING = EpochIntervals((), ())
+
+
 def room_supply(
     clinic: Clinic,
     window: Interval,
@@ -71,20 +119,18 @@ def room_supply(
     if kinds is not None:
         rooms = rooms.filter(kind__in=kinds)
     room_rows = list(rooms.order_by("id").values_list("id", "kind", "turnover_minutes"))
-    holds = (
-        Session.objects.filter(
-            room_id__in=[row[0] for row in room_rows],
-            status__in=LIVE_STATUSES,
-            starts_at__lt=window.end,
-            room_released_at__gt=window.start,
-        )
-        .exclude(pk__in=exclude_sessions)
-        .order_by("starts_at")
-        .values_list("room_id", "starts_at", "room_released_at")
+    if not room_rows:
+        return ()
+    holds = _held_in(
+        Session.objects.filter(room_id__in=[row[0] for row in room_rows], status__in=LIVE_STATUSES),
+        window,
+        "room_released_at",
     )
-    busy = _grouped(holds)
+    busy = _grouped_epochs(
+        _epoch_rows(_without(holds, "pk", exclude_sessions), "room_id", "room_released_at")
+    )
     return tuple(
-        RoomSupply(room_id, kind, turnover, tuple(busy.get(room_id, ())))
+        RoomSupply(room_id, kind, turnover, busy.get(room_id, _NOTHING))
         for room_id, kind, turnover in room_rows
     )
 
@@ -100,6 +146,8 @@ def staff_supply(
     if roles is not None:
         members = members.filter(role_grants__role__in=roles).distinct()
     member_rows = list(members.order_by("id").values_list("id", "max_concurrent_patients"))
+    if not member_rows:
+        return ()
     ids = [row[0] for row in member_rows]
     granted: dict[int, set[str]] = defaultdict(set)
     for staff_id, role in StaffRole.objects.filter(staff_id__in=ids).values_list(
@@ -116,13 +164,11 @@ def staff_supply(
         .order_by("starts_at")
         .values_list("staff_id", "starts_at", "ends_at")
     )
-    busy = _grouped(
-        SessionStaff.objects.filter(
-            staff_id__in=ids, is_active=True, starts_at__lt=window.end, ends_at__gt=window.start
-        )
-        .exclude(session_id__in=exclude_sessions)
-        .order_by("starts_at")
-        .values_list("staff_id", "starts_at", "ends_at")
+    holds = _held_in(
+        SessionStaff.objects.filter(staff_id__in=ids, is_active=True), window, "ends_at"
+    )
+    busy = _grouped_epochs(
+        _epoch_rows(_without(holds, "session_id", exclude_sessions), "staff_id", "ends_at")
     )
     return tuple(
         StaffSupply(
@@ -131,7 +177,7 @@ def staff_supply(
             capacity=capacity,
             working_hours=tuple(hours.get(staff_id, ())),
             time_off=tuple(time_off.get(staff_id, ())),
-            busy=tuple(busy.get(staff_id, ())),
+            busy=busy.get(staff_id, _NOTHING),
         )
         for staff_id, capacity in member_rows
     )
@@ -139,19 +185,20 @@ def staff_supply(
 
 def patient_busy(
     patient: Patient, window: Interval, *, exclude_sessions: Collection[int] = ()
-) -> tuple[Interval, ...]:
-    rows = (
-        Session.objects.filter(
-            patient=patient,
-            status__in=LIVE_STATUSES,
-            starts_at__lt=window.end,
-            ends_at__gt=window.start,
-        )
-        .exclude(pk__in=exclude_sessions)
-        .order_by("starts_at")
-        .values_list("starts_at", "ends_at")
+) -> EpochIntervals:
+    holds = _held_in(
+        Session.objects.filter(patient=patient, status__in=LIVE_STATUSES), window, "ends_at"
     )
-    return tuple(Interval(start, end) for start, end in rows)
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in (
+        _without(holds, "pk", exclude_sessions)
+        .order_by("starts_at")
+        .values_list(EpochMicroseconds("starts_at"), EpochMicroseconds("ends_at"))
+    ):
+        starts.append(start)
+        ends.append(end)
+    return EpochIntervals(tuple(starts), tuple(ends))
 
 
 def supply_for(
