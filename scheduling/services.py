@@ -53,6 +53,7 @@ from .planner import (
     plan_series,
     replan_after,
 )
+from .revalidation import series_revalidate
 from .supply import Supply, patient_gates, supply_for
 
 #: The longest single session the clinic books; anything longer is a typing mistake.
@@ -985,7 +986,9 @@ def session_reschedule(
     by: User | None = None,
     now: dt.datetime | None = None,
 ) -> list[Session]:
-    """Move a session, re-validating its whole series. Returns every session that moved.
+    """Move a session, re-validating its whole series. Returns every session that moved; the
+    series' stored violations are re-checked in the same transaction, so whoever moved it reads
+    them at once (the task after commit finds nothing new).
 
     The moved session keeps its room and clinicians when they are free at the new time, and
     otherwise gets free ones. When the move breaks a rule of the series (an integration now
@@ -1031,6 +1034,7 @@ def session_reschedule(
         if not violations:
             _move(current, planned, Room.objects.get(pk=planned.room_id), _staff_by_id([planned]))
             _after_booking_change(current.patient, series, now=now)
+            series_revalidate(series, now=now)
             return [current]
         if not cascade:
             raise RuleViolation(violations)
@@ -1091,6 +1095,7 @@ def session_reschedule(
         for moving, target in sorted(moves, key=lambda pair: pair[1].starts_at, reverse=True):
             _move(moving, target, rooms[target.room_id], staff)
         _after_booking_change(current.patient, series, now=now)
+        series_revalidate(series, now=now)
         return [moving for moving, _ in moves]
 
 

@@ -13,8 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from clinic.audit import audit_record
+from clinic.models import Patient
 
-from .access import Caller, IsClinicStaff, caller_of
+from .access import Caller, IsClinicStaff, IsPatient, caller_of
 
 
 class StaffView(generics.GenericAPIView):
@@ -27,6 +28,18 @@ class StaffView(generics.GenericAPIView):
     def scoped_object(self, queryset: QuerySet[Any], pk: Any) -> Any:
         """The object among those the caller may reach; 404 otherwise (existence is private)."""
         return get_object_or_404(queryset, pk=pk)
+
+
+class PortalView(generics.GenericAPIView):
+    """A patient-portal view: a patient's token only, and that patient at hand."""
+
+    permission_classes = [IsAuthenticated, IsPatient]
+
+    @property
+    def patient(self) -> Patient:
+        patient = caller_of(self.request).patient
+        assert patient is not None
+        return patient
 
 
 def page_of(

@@ -30,12 +30,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework import serializers as drf_serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clinic.api.access import IsPatient, caller_of, require_roles
-from clinic.api.base import StaffView, audit
+from clinic.api.access import require_roles
+from clinic.api.base import PortalView, StaffView, audit
 from clinic.api.idempotency import idempotent
 from clinic.api.scope import series_visible, sessions_visible, staff_visible
 from clinic.models import Patient, Role, StaffMember, User
@@ -577,16 +576,6 @@ def _page(
 
 # ---------------------------------------------------------------------------------------------
 # The patient portal
-
-
-class PortalView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated, IsPatient]
-
-    @property
-    def patient(self) -> Patient:
-        patient = caller_of(self.request).patient
-        assert patient is not None
-        return patient
 
 
 class MeQuestionnaires(PortalView):

@@ -14,7 +14,6 @@ from clinic.api.access import require_roles
 from clinic.api.base import StaffView, audit
 from scheduling import services
 from scheduling.models import Session, TreatmentSeries
-from scheduling.revalidation import series_revalidate
 from scheduling.selectors import sessions_with_details
 
 from . import booking_serializers as bs
@@ -49,8 +48,7 @@ class _Rescheduled:
 
 class SessionReschedule(SessionAction):
     """Move a session; with ``cascade`` the later sessions of its series move as little as the
-    rules need. The answer shows the series re-validated by the rules engine in the same
-    transaction (the background re-check would otherwise show it only after the move)."""
+    rules need. The answer shows the series as the service re-validated it."""
 
     action_name = "reschedule"
     roles = FRONT
@@ -68,9 +66,8 @@ class SessionReschedule(SessionAction):
         moved = services.session_reschedule(
             session, starts_at=data["starts_at"], cascade=data["cascade"], by=self.user
         )
-        series = session.series
-        violations = series_revalidate(series) if series is not None else []
-        return _Rescheduled(moved, series, violations)
+        series = TreatmentSeries.objects.get(pk=session.series_id) if session.series_id else None
+        return _Rescheduled(moved, series, list(series.violations) if series else [])
 
     def audited(self, session: Session, outcome: _Rescheduled) -> list[Session]:
         return outcome.moved

@@ -24,11 +24,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from icalendar import Calendar, Event
 from rest_framework import generics, renderers, serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clinic.api.access import IsPatient, caller_of
+from clinic.api.base import PortalView as BasePortalView
 from clinic.api.base import audit, page_of
 from clinic.api.serializers import PatientSerializer
 from clinic.audit import audit_record
@@ -58,15 +58,7 @@ class MeSerializer(PatientSerializer):
         fields = [*PatientSerializer.Meta.fields, "clinic_details"]
 
 
-class PortalView(generics.GenericAPIView):
-    permission_classes = [IsAuthenticated, IsPatient]
-
-    @property
-    def patient(self) -> Patient:
-        patient = caller_of(self.request).patient
-        assert patient is not None
-        return patient
-
+class PortalView(BasePortalView):
     def own_sessions(self) -> QuerySet[Session]:
         return Session.objects.filter(patient=self.patient)
 
