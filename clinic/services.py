@@ -168,7 +168,9 @@ def working_hours_add(
 ) -> WorkingHours:
     existing = [
         {"weekday": hours.weekday, "start": hours.start, "end": hours.end}
-        for hours in WorkingHours.objects.select_for_update().filter(staff=staff, weekday=weekday)
+        for hours in WorkingHours.objects.select_for_update(of=("self",)).filter(
+            staff=staff, weekday=weekday
+        )
     ]
     _weekly_hours([*existing, {"weekday": weekday, "start": start, "end": end}], "working_hours")
     return WorkingHours.objects.create(staff=staff, weekday=weekday, start=start, end=end)
@@ -312,7 +314,9 @@ def patient_update(patient: Patient, **changes: object) -> Patient:
     unknown = sorted(set(changes) - set(PATIENT_EDITABLE_FIELDS))
     if unknown:
         raise InvalidInput("Unknown fields.", {name: ["Cannot be changed."] for name in unknown})
-    current = Patient.objects.select_for_update().select_related("clinic").get(pk=patient.pk)
+    current = (
+        Patient.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=patient.pk)
+    )
     for name, value in changes.items():
         setattr(current, name, value)
     if current.date_of_birth >= timezone.localdate(timezone=current.clinic.tz):

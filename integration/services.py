@@ -89,7 +89,9 @@ def _require_medicine(session: Session) -> None:
 
 def _locked_session(session: Session) -> Session:
     return (
-        Session.objects.select_for_update().select_related("clinic", "patient").get(pk=session.pk)
+        Session.objects.select_for_update(of=("self",))
+        .select_related("clinic", "patient")
+        .get(pk=session.pk)
     )
 
 
@@ -131,8 +133,9 @@ def integration_link(integration_session: Session) -> IntegrationLink | None:
         )
     with transaction.atomic():
         list(
-            Patient.objects.select_for_update()
+            Patient.objects.select_for_update(of=("self",))
             .filter(pk=integration_session.patient_id)
+            .order_by()
             .values_list("pk")
         )
         existing = IntegrationLink.objects.filter(integration_session=integration_session).first()
@@ -276,7 +279,7 @@ def outside_integration_confirm(
     now = now or timezone.now()
     with transaction.atomic():
         current = (
-            OutsideIntegration.objects.select_for_update()
+            OutsideIntegration.objects.select_for_update(of=("self",))
             .select_related("medicine_session__clinic")
             .get(pk=record.pk)
         )
@@ -471,7 +474,11 @@ def questionnaire_assignments_sync(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        list(TreatmentSeries.objects.select_for_update().filter(pk=series.pk).values_list("pk"))
+        list(
+            TreatmentSeries.objects.select_for_update(of=("self",))
+            .filter(pk=series.pk)
+            .values_list("pk")
+        )
         wanted = _milestones(series)
         existing = {
             (a.milestone, a.medicine_session_id, a.instrument): a
@@ -527,7 +534,7 @@ def questionnaire_answer(
         raise InvalidInput(str(error), error.errors) from error
     with transaction.atomic():
         current = (
-            QuestionnaireAssignment.objects.select_for_update()
+            QuestionnaireAssignment.objects.select_for_update(of=("self",))
             .select_related("series__patient")
             .get(pk=assignment.pk)
         )
@@ -809,7 +816,7 @@ def dose_end_record(
 
 
 def _dose_of(session: Session) -> DoseRecord:
-    dose = DoseRecord.objects.select_for_update().filter(session=session).first()
+    dose = DoseRecord.objects.select_for_update(of=("self",)).filter(session=session).first()
     if dose is None:
         _refuse(
             "dose_record",

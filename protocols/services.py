@@ -38,7 +38,9 @@ def protocol_version_create(
     protocol, _ = Protocol.objects.get_or_create(
         name=spec.name, defaults={"care_model": spec.care_model, "description": description}
     )
-    protocol = Protocol.objects.select_for_update().get(pk=protocol.pk)  # one new version at a time
+    protocol = Protocol.objects.select_for_update(of=("self",)).get(
+        pk=protocol.pk
+    )  # one new version at a time
     if protocol.care_model != spec.care_model:
         raise InvalidInput(
             f"{protocol.name} is a {protocol.care_model} protocol; "

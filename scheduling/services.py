@@ -237,7 +237,7 @@ def _lock_shared_staff(holds: Sequence[StaffHoldSpec]) -> None:
     shared = sorted({hold.staff.pk for hold in holds if hold.staff.max_concurrent_patients > 1})
     if shared:
         list(
-            StaffMember.objects.select_for_update()
+            StaffMember.objects.select_for_update(of=("self",))
             .filter(pk__in=shared)
             .order_by("pk")
             .values_list("pk")
@@ -625,7 +625,9 @@ def session_create(
 def _locked(session: Session) -> Session:
     """The session re-read under a row lock, so two clients acting at once act one after another."""
     return (
-        Session.objects.select_for_update().select_related("clinic", "patient").get(pk=session.pk)
+        Session.objects.select_for_update(of=("self",))
+        .select_related("clinic", "patient")
+        .get(pk=session.pk)
     )
 
 
@@ -730,7 +732,7 @@ def staff_capacity_set(staff: StaffMember, capacity: int) -> StaffMember:
             "Capacity must be at least 1.", {"max_concurrent_patients": ["At least 1."]}
         )
     with transaction.atomic():
-        member = StaffMember.objects.select_for_update().get(pk=staff.pk)
+        member = StaffMember.objects.select_for_update(of=("self",)).get(pk=staff.pk)
         if capacity == 1 and member.max_concurrent_patients > 1:
             active = SessionStaff.objects.filter(staff=member, is_active=True).order_by("starts_at")
             previous: SessionStaff | None = None
@@ -782,7 +784,7 @@ def session_escort_set(
     now = now or timezone.now()
     with transaction.atomic():
         current = _locked(session)
-        escort, _ = Escort.objects.select_for_update().get_or_create(
+        escort, _ = Escort.objects.select_for_update(of=("self",)).get_or_create(
             session=current, defaults={"name": name.strip(), "phone": phone.strip()}
         )
         was_confirmed = escort.is_confirmed
@@ -1010,7 +1012,7 @@ def session_reschedule(
         siblings: list[Session] = []
         if series is not None:
             siblings = list(
-                Session.objects.select_for_update()
+                Session.objects.select_for_update(of=("self",))
                 .filter(series=series, status__in=LIVE_STATUSES)
                 .exclude(pk=current.pk)
                 .order_by("starts_at", "pk")

@@ -82,7 +82,7 @@ def staff_alert_notify(alert: StaffAlert, *, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     with transaction.atomic():
         current = (
-            StaffAlert.objects.select_for_update(skip_locked=True)
+            StaffAlert.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("clinic")
             .filter(pk=alert.pk, notified_at__isnull=True)
             .first()
@@ -122,7 +122,7 @@ def staff_alert_acknowledge(
     """Mark an alert as seen and dealt with; acknowledging twice keeps the first time."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = StaffAlert.objects.select_for_update().get(pk=alert.pk)
+        current = StaffAlert.objects.select_for_update(of=("self",)).get(pk=alert.pk)
         if current.acknowledged_at is None:
             current.acknowledged_at = max(now, current.created_at)
             current.acknowledged_by = by

@@ -89,7 +89,8 @@ def reminders_sync(session: Session, *, now: dt.datetime | None = None) -> None:
     too_late = real_now - LATE_WRITE_GRACE
     with transaction.atomic():
         existing = {
-            row.key: row for row in Reminder.objects.select_for_update().filter(session=session)
+            row.key: row
+            for row in Reminder.objects.select_for_update(of=("self",)).filter(session=session)
         }
         new_rows: list[Reminder] = []
         changed: list[Reminder] = []
@@ -266,7 +267,7 @@ def _lock_claimable(condition: Q, limit: int) -> list[Reminder]:
     """Lock up to ``limit`` rows in due order: a plain index scan of the outbox alone, so the
     plan stays cheap whatever the statistics say; the sessions are read in a second query."""
     rows = list(
-        Reminder.objects.select_for_update(skip_locked=True)
+        Reminder.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(condition)
         .order_by("next_attempt_at", "id")[:limit]
     )
@@ -455,7 +456,11 @@ def reminder_retry(reminder: Reminder, *, now: dt.datetime | None = None) -> Rem
     """Give a failed reminder another round of attempts (the front desk fixed the address)."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = Reminder.objects.select_for_update().select_related("session").get(pk=reminder.pk)
+        current = (
+            Reminder.objects.select_for_update(of=("self",))
+            .select_related("session")
+            .get(pk=reminder.pk)
+        )
         if current.status != ReminderStatus.FAILED:
             return current
         current.status = ReminderStatus.PENDING
