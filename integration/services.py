@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from clinic.errors import InvalidInput, RuleViolation
@@ -176,12 +176,31 @@ def integration_links_sync(patient: Patient) -> list[IntegrationLink]:
     """Link every live, unlinked integration session of ``patient``, oldest first (so a series
     booked whole pairs each integration with the medicine session before it). Idempotent: for a
     periodic re-check, or after a series is booked. Returns the links written now."""
-    unlinked = Session.objects.filter(
-        patient=patient,
-        kind=SessionKind.INTEGRATION,
+    earlier_medicine = Session.objects.filter(
+        patient_id=OuterRef("patient_id"),
+        kind=SessionKind.MEDICINE,
         status__in=LIVE_STATUSES,
-        integration_link__isnull=True,
-    ).order_by("starts_at", "pk")
+        starts_at__lt=OuterRef("starts_at"),
+    )
+    # Only sessions with a medicine session to follow (in their own series, when in one): a
+    # patient's many unlinkable integration sessions are passed over in this one query.
+    unlinked = (
+        Session.objects.filter(
+            patient=patient,
+            kind=SessionKind.INTEGRATION,
+            status__in=LIVE_STATUSES,
+            integration_link__isnull=True,
+        )
+        .annotate(
+            follows_any=Exists(earlier_medicine),
+            follows_own_series=Exists(earlier_medicine.filter(series_id=OuterRef("series_id"))),
+        )
+        .filter(
+            Q(series__isnull=True, follows_any=True)
+            | Q(series__isnull=False, follows_own_series=True)
+        )
+        .order_by("starts_at", "pk")
+    )
     written = []
     for session in unlinked:
         link = integration_link(session)

@@ -114,6 +114,21 @@ def test_nothing_to_link_and_a_cancelled_integration_does_not_count(place) -> No
     assert _links() == [(medicine.pk, cancelled.pk), (medicine.pk, rebooked.pk)]
 
 
+def test_sync_passes_over_what_cannot_be_linked_in_one_query(
+    place, django_assert_num_queries
+) -> None:
+    for day in range(1, 9):  # no medicine session before any of these
+        place.book("integration", aware(2026, 3, day, 10))
+    series = place.series()
+    place.book("medicine", aware(2026, 3, 9, 9))  # not in the series
+    in_series = place.book("integration", aware(2026, 3, 10, 10), series=series)
+
+    with django_assert_num_queries(1):
+        assert services.integration_links_sync(place.patient) == []
+    assert _links() == []
+    assert services.integration_link(in_series) is None
+
+
 def test_only_integration_sessions_are_linked(place) -> None:
     medicine = place.book("medicine", aware(2026, 3, 2, 9))
     with pytest.raises(InvalidInput):
