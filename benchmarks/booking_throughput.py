@@ -33,12 +33,15 @@ import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOMS = 50
 PATIENTS = 200
-#: Slots are two hours apart: a one-hour integration plus the room's turnover never overlap.
-SLOT = dt.timedelta(hours=2)
+#: The seeded clinic opens 07:00-21:00 every day in its time zone; slots start at 08:00, 10:00 ...
+#: 18:00 there, two hours apart, so a one-hour integration plus the room's turnover never overlap.
+CLINIC_TZ = ZoneInfo("America/Los_Angeles")
+SLOT_HOURS = (8, 10, 12, 14, 16, 18)
 
 
 def _env(database_url: str) -> dict[str, str]:
@@ -79,7 +82,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 # Nobody logs in with these passwords: a fast hasher keeps the seeding short.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-clinic = clinic_create(name="Bench Clinic", timezone_name="America/Los_Angeles")
+clinic = clinic_create(name="Bench Clinic", timezone_name="America/Los_Angeles",
+                       opening_hours=[{"weekday": day, "start": dt.time(7), "end": dt.time(21)}
+                                      for day in range(7)])
 rooms = [room_create(clinic=clinic, name=f"Therapy {i}", kind=RoomKind.THERAPY_ROOM).pk
          for i in range({rooms})]
 therapists = [staff_create(clinic=clinic, username=f"therapist{i}",
@@ -171,7 +176,7 @@ class Bookings:
     """Booking bodies for free slots: request i takes room and therapist i % 50 in slot i // 50,
     and a patient no other booking of that slot has."""
 
-    def __init__(self, world: dict[str, object], start: dt.datetime) -> None:
+    def __init__(self, world: dict[str, object], start: dt.date) -> None:
         self.rooms: list[int] = world["rooms"]  # type: ignore[assignment]
         self.therapists: list[int] = world["therapists"]  # type: ignore[assignment]
         self.patients: list[int] = world["patients"]  # type: ignore[assignment]
@@ -182,11 +187,15 @@ class Bookings:
         i, self.next = self.next, self.next + 1
         slot, lane = divmod(i, len(self.rooms))
         patient = self.patients[(slot * len(self.rooms) + lane) % len(self.patients)]
+        day, hour = divmod(slot, len(SLOT_HOURS))
+        starts_at = dt.datetime.combine(
+            self.start + dt.timedelta(days=day), dt.time(SLOT_HOURS[hour]), CLINIC_TZ
+        )
         return json.dumps(
             {
                 "patient": patient,
                 "kind": "integration",
-                "starts_at": (self.start + slot * SLOT).isoformat(),
+                "starts_at": starts_at.isoformat(),
                 "room": self.rooms[lane],
                 "staff": [self.therapists[lane]],
             }
@@ -364,9 +373,7 @@ def main() -> None:
     env = _env(url)
     recreate_database(url)
     world = seed(env)
-    start = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(
-        minute=0, second=0, microsecond=0
-    )
+    start = dt.datetime.now(CLINIC_TZ).date() + dt.timedelta(days=1)
     bookings = Bookings(world, start)
     port = free_port()
     token = str(world["token"])
@@ -412,6 +419,16 @@ def main() -> None:
         f"ratio: booking at saturation / pgbench = {max_rate / tps:.1%} "
         f"(at the offered rate: {achieved / tps:.1%})"
     )
+    refused = {
+        status: count
+        for answer in (statuses, saturated_statuses)
+        for status, count in answer.items()
+        if status != 201
+    }
+    if refused:
+        raise SystemExit(
+            f"Not every booking answered 201 ({refused}): these are not booking figures."
+        )
 
 
 if __name__ == "__main__":
