@@ -54,7 +54,7 @@ class EpochMicroseconds(Func):
         return [
             *connection.ops.get_db_converters(self._column),
             *self._column.get_db_converters(connection),
-            _aware_to_epoch_microseconds,
+            aware_to_epoch_microseconds,
         ]
 
     @property
@@ -62,7 +62,7 @@ class EpochMicroseconds(Func):
         return self.get_source_expressions()[0]
 
 
-def _aware_to_epoch_microseconds(value: Any, expression: Any, connection: Any) -> int | None:
+def aware_to_epoch_microseconds(value: Any, expression: Any, connection: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, str):  # the raw column, when no backend converter ran first

@@ -10,9 +10,10 @@ Two halves, as STYLE.md asks of every rule that decides:
   the session and its turnover, and one distinct staff member per role of the step, each working
   (weekly hours; none recorded means whenever the clinic is open), not on time off and under
   capacity (``max_concurrent_patients``) for the minutes that role is held.
-- ``availability`` loads those values in five queries whatever the size of the clinic's history,
-  each busy read bounded on both sides of ``starts_at`` with ``MAX_HOLD`` so its index scan
-  covers only the window, then calls ``free_starts``.
+- ``availability`` loads those values in five queries whatever the size of the clinic's history
+  (every busy interval in one, through ``scheduling.busy``, the planner's loader too, each read
+  bounded on both sides of ``starts_at`` with ``MAX_HOLD`` so its index scan covers only the
+  window), then calls ``free_starts``.
 
 Each resource's busy intervals become a bitset over the candidate starts (a Python ``int``, bit
 ``i`` for the ``i``-th start): an interval ``[a, b)`` blocks a hold of length ``L`` at every start
@@ -28,17 +29,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
 
-from clinic.models import Clinic, OpeningHours, Room, StaffRole, TimeOff, WorkingHours
+from clinic.models import Clinic, OpeningHours, Room, StaffRole, WorkingHours
 from protocols.rules import Step
 
-from .models import LIVE_STATUSES, MAX_HOLD, Session, SessionStaff
+from .busy import Busy, busy_time
 
 #: Candidate starts lie on this grid of local wall-clock times (API.md: quarter hours).
 SLOT_MINUTES = 15
@@ -391,20 +390,6 @@ def free_starts(
 # Loading the busy time
 
 
-def _epoch_sql(column: str, *, ceil: bool) -> str:
-    """SQL for whole seconds since the epoch of a ``timestamptz`` column, rounded down (or up):
-    an integer the pure half compares without building a ``datetime`` per row (psycopg's
-    ``timestamptz`` loader is the slowest part of reading busy time)."""
-    if connection.vendor == "postgresql":
-        return f"{'CEIL' if ceil else 'FLOOR'}(EXTRACT(EPOCH FROM {column}))::bigint"
-    # SQLite keeps instants as UTC text; strftime('%f') is "SS.SSS", so a fraction rounds up.
-    # (%% because the query is run with parameters.)
-    up = (
-        f" + (CAST(strftime('%%f', {column}) AS REAL) > CAST(strftime('%%S', {column}) AS INTEGER))"
-    )
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER){up if ceil else ''})"
-
-
 @dataclass(frozen=True, slots=True)
 class Availability:
     clinic: Clinic
@@ -412,10 +397,6 @@ class Availability:
     date_from: dt.date
     date_to: dt.date
     starts: tuple[dt.datetime, ...]
-
-
-#: Tags of the rows of the one busy query.
-_ROOM, _STAFF, _TIME_OFF, _PATIENT = 0, 1, 2, 3
 
 
 def _who_matters(granted: dict[int, set[str]], step: Step, staff_id: int | None) -> list[int]:
@@ -428,86 +409,6 @@ def _who_matters(granted: dict[int, set[str]], step: Step, staff_id: int | None)
     theirs = granted.get(staff_id, set())
     left = {role for role in wanted for taken in theirs if taken != role}
     return sorted(member for member, roles in granted.items() if member == staff_id or roles & left)
-
-
-def _busy_rows(
-    *,
-    rooms: Sequence[int],
-    staff: Sequence[int],
-    patient_id: int | None,
-    window: Span,
-) -> dict[tuple[int, int], list[Span]]:
-    """Every interval that can block a start in ``window``, by (tag, owner), in one query.
-
-    Rooms and staff holds last at most ``MAX_HOLD`` (a database check), so an interval
-    overlapping the window starts no earlier than ``MAX_HOLD`` before it: the lower bound on
-    ``starts_at`` lets the (owner, starts_at) indexes scan only the window.
-
-    Written as SQL: Django's query building cost more than the query itself."""
-    low, high = (dt.datetime.fromtimestamp(bound, dt.UTC) for bound in window)
-    since = low - MAX_HOLD
-    instant = connection.ops.adapt_datetimefield_value
-    sessions = Session._meta.db_table
-    holds = SessionStaff._meta.db_table
-    time_off = TimeOff._meta.db_table
-
-    def among(values: Sequence[Any]) -> tuple[str, list[Any]]:
-        return "(" + ", ".join(["%s"] * len(values)) + ")", list(values)
-
-    live, live_params = among(LIVE_STATUSES)
-    room_list, room_params = among(rooms or [0])
-    staff_list, staff_params = among(staff or [0])
-    parts = [
-        (
-            f"SELECT {_ROOM}, room_id, {_epoch_sql('starts_at', ceil=False)}, "
-            f"{_epoch_sql('room_released_at', ceil=True)} FROM {sessions} "
-            f"WHERE room_id IN {room_list} AND status IN {live} "
-            "AND starts_at >= %s AND starts_at < %s AND room_released_at > %s",
-            [*room_params, *live_params, instant(since), instant(high), instant(low)],
-        ),
-        (
-            f"SELECT {_STAFF}, staff_id, {_epoch_sql('starts_at', ceil=False)}, "
-            f"{_epoch_sql('ends_at', ceil=True)} FROM {holds} "
-            f"WHERE staff_id IN {staff_list} AND is_active "
-            "AND starts_at >= %s AND starts_at < %s AND ends_at > %s",
-            [*staff_params, instant(since), instant(high), instant(low)],
-        ),
-        (
-            f"SELECT {_TIME_OFF}, staff_id, {_epoch_sql('starts_at', ceil=False)}, "
-            f"{_epoch_sql('ends_at', ceil=True)} FROM {time_off} "
-            f"WHERE staff_id IN {staff_list} AND starts_at < %s AND ends_at > %s",
-            [*staff_params, instant(high), instant(low)],
-        ),
-    ]
-    if patient_id is not None:
-        parts.append(
-            (
-                f"SELECT {_PATIENT}, patient_id, {_epoch_sql('starts_at', ceil=False)}, "
-                f"{_epoch_sql('ends_at', ceil=True)} FROM {sessions} "
-                f"WHERE patient_id = %s AND status IN {live} "
-                "AND starts_at >= %s AND starts_at < %s AND ends_at > %s",
-                [patient_id, *live_params, instant(since), instant(high), instant(low)],
-            )
-        )
-    union = " UNION ALL ".join(sql for sql, _ in parts)
-    params = [param for _, params in parts for param in params]
-    busy: dict[tuple[int, int], list[Span]] = defaultdict(list)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One row per room, person and the patient, with their intervals as two arrays:
-            # psycopg parses integer arrays in C, far faster than a row per interval.
-            cursor.execute(
-                f"SELECT tag, owner, array_agg(low), array_agg(high) FROM ({union}) "
-                "AS busy (tag, owner, low, high) GROUP BY tag, owner",
-                params,
-            )
-            for tag, owner, lows, highs in cursor.fetchall():
-                busy[tag, owner] = list(zip(lows, highs, strict=True))
-        else:
-            cursor.execute(union, params)
-            for tag, owner, low, high in cursor.fetchall():
-                busy[tag, owner].append((low, high))
-    return busy
 
 
 def availability(
@@ -566,14 +467,23 @@ def availability(
     longest_turnover = max((turnover for _, turnover in room_rows), default=0)
     last_instant = epoch(dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(0), tzinfo=tz))
     window = (first_instant, last_instant + (step.duration_minutes + longest_turnover) * 60)
-    busy: dict[tuple[int, int], list[Span]] = {}
+    busy: dict[tuple[Busy, int], tuple[list[int], list[int]]] = {}
     if room_rows and first_instant < last_instant:
-        busy = _busy_rows(
+        busy = busy_time(
             rooms=[room for room, _ in room_rows],
             staff=staff_ids,
             patient_id=patient_id,
-            window=window,
+            window=(
+                dt.datetime.fromtimestamp(window[0], dt.UTC),
+                dt.datetime.fromtimestamp(window[1], dt.UTC),
+            ),
+            seconds=True,
         )
+
+    def spans(tag: Busy, owner: int) -> tuple[Span, ...]:
+        found = busy.get((tag, owner))
+        return tuple(zip(*found, strict=True)) if found else ()
+
     hours: dict[int, list[Hours]] = defaultdict(list)
     for owner, weekday, start, end in hours_rows:
         hours[owner].append(Hours(weekday, start, end))
@@ -584,7 +494,7 @@ def availability(
         date_to,
         calendar,
         [
-            RoomTime(room, step.room_kind, turnover, tuple(busy.get((_ROOM, room), ())))
+            RoomTime(room, step.room_kind, turnover, spans(Busy.ROOM, room))
             for room, turnover in room_rows
         ],
         [
@@ -593,13 +503,13 @@ def availability(
                 frozenset(roles[member]),
                 capacity[member],
                 tuple(hours.get(member, ())),
-                tuple(busy.get((_TIME_OFF, member), ())),
-                tuple(busy.get((_STAFF, member), ())),
+                spans(Busy.TIME_OFF, member),
+                spans(Busy.STAFF, member),
             )
             for member in staff_ids
         ],
         not_before=now,
-        patient_busy=tuple(busy.get((_PATIENT, patient_id), ())) if patient_id else (),
+        patient_busy=spans(Busy.PATIENT, patient_id) if patient_id else (),
         staff_id=staff_id,
         room_id=room_id,
     )

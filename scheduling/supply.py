@@ -1,43 +1,40 @@
-"""What the planner needs from the database, loaded as its plain values.
+"""What the planner needs from the database, loaded as its plain values, in three queries
+whatever the number of rooms or staff: the rooms and staff with their roles; opening hours, the
+staff's working hours and the closures; and every busy interval inside the window
+(``scheduling.busy``, shared with the availability search). Busy lists come back sorted by start,
+as the planner's ``bisect`` search requires.
 
-One query per kind of thing (opening hours, closures, rooms, room holds, staff, roles, working
-hours, time off, staff holds, the patient's sessions), whatever the number of rooms or staff, and
-only inside the window being planned. Busy lists come back sorted by start, as the planner's
-``bisect`` search requires.
-
-Busy time is read as epoch microseconds (``clinic.db.EpochMicroseconds``, planner
-``EpochIntervals``): a plan reads thousands of holds, and building a ``datetime`` for each was most
-of the loading time. The reads are bounded from below by ``MAX_HOLD`` (a database check: no session
-holds its room, and no staff hold lasts, longer), so ``starts_at >= window start - MAX_HOLD`` keeps
-every hold that overlaps the window and lets the ``(room|staff|patient, starts_at)`` indexes scan
-only the window instead of all history before it.
+Busy time is read as epoch microseconds (planner ``EpochIntervals``): a plan reads thousands of
+holds, and building a ``datetime`` for each was most of the loading time. The reads are written as
+SQL: building ten querysets cost more than running them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db import connection
 from django.utils import timezone
 
-from clinic.db import EpochMicroseconds
 from clinic.models import (
     Clinic,
+    Closure,
     Consent,
+    OpeningHours,
     Patient,
     Room,
     Screening,
     StaffMember,
     StaffRole,
-    TimeOff,
     WorkingHours,
 )
 from protocols.rules import PatientGates, ScreeningFact
 
-from .models import LIVE_STATUSES, MAX_HOLD, Session, SessionStaff
+from .busy import Busy, busy_time, in_list
 from .planner import (
     ClinicCalendar,
     EpochIntervals,
@@ -56,56 +53,198 @@ class Supply:
     patient_busy: EpochIntervals
 
 
-def clinic_calendar(clinic: Clinic, first_day: dt.date, last_day: dt.date) -> ClinicCalendar:
-    return ClinicCalendar(
-        tz=clinic.tz,
-        opening_hours=tuple(
-            WeeklyHours(weekday, start, end)
-            for weekday, start, end in clinic.opening_hours.values_list("weekday", "start", "end")
-        ),
-        closures=frozenset(
-            clinic.closures.filter(date__range=(first_day, last_day)).values_list("date", flat=True)
-        ),
-    )
-
-
-def _grouped(rows: Iterable[tuple[int, dt.datetime, dt.datetime]]) -> dict[int, list[Interval]]:
-    grouped: dict[int, list[Interval]] = defaultdict(list)
-    for owner, start, end in rows:
-        grouped[owner].append(Interval(start, end))
-    return grouped
-
-
-def _held_in(holds: QuerySet, window: Interval, end_field: str) -> QuerySet:
-    """Holds overlapping ``window``, found through an index range on ``starts_at`` only: nothing
-    starting more than ``MAX_HOLD`` before the window can still run in it."""
-    return holds.filter(
-        starts_at__gte=window.start - MAX_HOLD,
-        starts_at__lt=window.end,
-        **{f"{end_field}__gt": window.start},
-    )
-
-
-def _without(holds: QuerySet, field: str, sessions: Collection[int]) -> QuerySet:
-    return holds.exclude(**{f"{field}__in": sessions}) if sessions else holds
-
-
-def _epoch_rows(holds: QuerySet, owner: str, end_field: str) -> Iterable[tuple[int, int, int]]:
-    return holds.order_by("starts_at").values_list(
-        owner, EpochMicroseconds("starts_at"), EpochMicroseconds(end_field)
-    )
-
-
-def _grouped_epochs(rows: Iterable[tuple[int, int, int]]) -> dict[int, EpochIntervals]:
-    starts: dict[int, list[int]] = defaultdict(list)
-    ends: dict[int, list[int]] = defaultdict(list)
-    for owner, start, end in rows:
-        starts[owner].append(start)
-        ends[owner].append(end)
-    return {owner: EpochIntervals(tuple(starts[owner]), tuple(ends[owner])) for owner in starts}
-
-
 _NOTHING = EpochIntervals((), ())
+
+
+def _time(value: Any) -> dt.time:
+    return dt.time.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class _Resources:
+    rooms: list[tuple[int, str, int]]
+    staff: list[tuple[int, int, frozenset[str]]]
+
+
+def _resources(
+    clinic_id: int,
+    *,
+    rooms: bool,
+    staff: bool,
+    room_kinds: Collection[str] | None = None,
+    room_ids: Collection[int] | None = None,
+    roles: Collection[str] | None = None,
+    staff_ids: Collection[int] | None = None,
+) -> _Resources:
+    """The clinic's active rooms (id, kind, turnover) and staff (id, capacity, every role they
+    hold), filtered by kind, role and id, in one query."""
+    parts: list[tuple[str, list[Any]]] = []
+    if rooms:
+        where, params = "clinic_id = %s AND is_active", [clinic_id]
+        for column, values in (("kind", room_kinds), ("id", room_ids)):
+            if values is not None:
+                listed, more = in_list(values)
+                where, params = f"{where} AND {column} IN {listed}", [*params, *more]
+        parts.append(
+            (
+                f"SELECT 0, id, kind, turnover_minutes FROM {Room._meta.db_table} WHERE {where}",
+                params,
+            )
+        )
+    if staff:
+        member, grant = StaffMember._meta.db_table, StaffRole._meta.db_table
+        where, params = "s.clinic_id = %s AND s.is_active", [clinic_id]
+        if staff_ids is not None:
+            listed, more = in_list(staff_ids)
+            where, params = f"{where} AND s.id IN {listed}", [*params, *more]
+        if roles is not None:
+            listed, more = in_list(roles)
+            where += f" AND s.id IN (SELECT staff_id FROM {grant} WHERE role IN {listed})"
+            params += more
+        parts.append(
+            (
+                f"SELECT 1, s.id, g.role, s.max_concurrent_patients FROM {member} s "
+                f"LEFT JOIN {grant} g ON g.staff_id = s.id WHERE {where}",
+                params,
+            )
+        )
+    found = _Resources([], [])
+    if not parts:
+        return found
+    granted: dict[int, set[str]] = defaultdict(set)
+    capacity: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            " UNION ALL ".join(sql for sql, _ in parts) + " ORDER BY 1, 2",
+            [param for _, params in parts for param in params],
+        )
+        for tag, owner, text, number in cursor.fetchall():
+            if tag == 0:
+                found.rooms.append((owner, text, number))
+            else:
+                capacity[owner] = number
+                if text is not None:
+                    granted[owner].add(text)
+    found.staff.extend((owner, most, frozenset(granted[owner])) for owner, most in capacity.items())
+    return found
+
+
+@dataclass(frozen=True)
+class _Hours:
+    opening: tuple[WeeklyHours, ...]
+    working: dict[int, list[WeeklyHours]]
+    closures: frozenset[dt.date]
+
+
+def _hours(
+    clinic_id: int, staff_ids: Collection[int], first_day: dt.date, last_day: dt.date
+) -> _Hours:
+    """Opening hours, the staff's working hours and the closures between the two days, in one
+    query."""
+    staff_list, staff_params = in_list(staff_ids)
+    opening = OpeningHours._meta.db_table
+    working = WorkingHours._meta.db_table
+    closure = Closure._meta.db_table
+    sql = (
+        f'SELECT 0, 0, weekday, start, "end", CAST(NULL AS date) FROM {opening} '
+        "WHERE clinic_id = %s "
+        f'UNION ALL SELECT 1, staff_id, weekday, start, "end", CAST(NULL AS date) FROM {working} '
+        f"WHERE staff_id IN {staff_list} "
+        "UNION ALL SELECT 2, 0, 0, CAST(NULL AS time), CAST(NULL AS time), date "
+        f"FROM {closure} WHERE clinic_id = %s AND date BETWEEN %s AND %s "
+        "ORDER BY 1, 2, 3, 4"
+    )
+    opening_hours: list[WeeklyHours] = []
+    by_staff: dict[int, list[WeeklyHours]] = defaultdict(list)
+    closures: set[dt.date] = set()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [clinic_id, *staff_params, clinic_id, first_day, last_day])
+        for tag, owner, weekday, start, end, day in cursor.fetchall():
+            if tag == 0:
+                opening_hours.append(WeeklyHours(weekday, _time(start), _time(end)))
+            elif tag == 1:
+                by_staff[owner].append(WeeklyHours(weekday, _time(start), _time(end)))
+            else:
+                closures.add(_date(day))
+    return _Hours(tuple(opening_hours), by_staff, frozenset(closures))
+
+
+def _intervals(epochs: tuple[list[int], list[int]] | None) -> EpochIntervals:
+    return _NOTHING if epochs is None else EpochIntervals(tuple(epochs[0]), tuple(epochs[1]))
+
+
+def _days(clinic: Clinic, window: Interval) -> tuple[dt.date, dt.date]:
+    tz = clinic.tz
+    return timezone.localtime(window.start, tz).date(), timezone.localtime(window.end, tz).date()
+
+
+def _load(
+    clinic: Clinic,
+    window: Interval,
+    *,
+    rooms: bool = True,
+    staff: bool = True,
+    calendar: bool = True,
+    patient_id: int | None = None,
+    room_kinds: Collection[str] | None = None,
+    room_ids: Collection[int] | None = None,
+    roles: Collection[str] | None = None,
+    staff_ids: Collection[int] | None = None,
+    exclude_sessions: Collection[int] = (),
+) -> Supply:
+    resources = _resources(
+        clinic.pk,
+        rooms=rooms,
+        staff=staff,
+        room_kinds=room_kinds,
+        room_ids=room_ids,
+        roles=roles,
+        staff_ids=staff_ids,
+    )
+    people = [member for member, _, _ in resources.staff]
+    first_day, last_day = _days(clinic, window)
+    hours = (
+        _hours(clinic.pk, people, first_day, last_day)
+        if staff or calendar
+        else _Hours((), {}, frozenset())
+    )
+    busy = busy_time(
+        rooms=[room for room, _, _ in resources.rooms],
+        staff=people,
+        patient_id=patient_id,
+        window=(window.start, window.end),
+        exclude_sessions=exclude_sessions,
+    )
+    return Supply(
+        calendar=ClinicCalendar(clinic.tz, hours.opening, hours.closures),
+        rooms=tuple(
+            RoomSupply(room, kind, turnover, _intervals(busy.get((Busy.ROOM, room))))
+            for room, kind, turnover in resources.rooms
+        ),
+        staff=tuple(
+            StaffSupply(
+                id=member,
+                roles=granted,
+                capacity=capacity,
+                working_hours=tuple(hours.working.get(member, ())),
+                time_off=tuple(_intervals(busy.get((Busy.TIME_OFF, member)))),
+                busy=_intervals(busy.get((Busy.STAFF, member))),
+            )
+            for member, capacity, granted in resources.staff
+        ),
+        patient_busy=_intervals(busy.get((Busy.PATIENT, patient_id)))
+        if patient_id is not None
+        else _NOTHING,
+    )
+
+
+def clinic_calendar(clinic: Clinic, first_day: dt.date, last_day: dt.date) -> ClinicCalendar:
+    hours = _hours(clinic.pk, (), first_day, last_day)
+    return ClinicCalendar(clinic.tz, hours.opening, hours.closures)
 
 
 def room_supply(
@@ -113,26 +252,18 @@ def room_supply(
     window: Interval,
     *,
     kinds: Collection[str] | None = None,
+    ids: Collection[int] | None = None,
     exclude_sessions: Collection[int] = (),
 ) -> tuple[RoomSupply, ...]:
-    rooms = Room.objects.filter(clinic=clinic, is_active=True)
-    if kinds is not None:
-        rooms = rooms.filter(kind__in=kinds)
-    room_rows = list(rooms.order_by("id").values_list("id", "kind", "turnover_minutes"))
-    if not room_rows:
-        return ()
-    holds = _held_in(
-        Session.objects.filter(room_id__in=[row[0] for row in room_rows], status__in=LIVE_STATUSES),
+    return _load(
+        clinic,
         window,
-        "room_released_at",
-    )
-    busy = _grouped_epochs(
-        _epoch_rows(_without(holds, "pk", exclude_sessions), "room_id", "room_released_at")
-    )
-    return tuple(
-        RoomSupply(room_id, kind, turnover, busy.get(room_id, _NOTHING))
-        for room_id, kind, turnover in room_rows
-    )
+        staff=False,
+        calendar=False,
+        room_kinds=kinds,
+        room_ids=ids,
+        exclude_sessions=exclude_sessions,
+    ).rooms
 
 
 def staff_supply(
@@ -140,65 +271,25 @@ def staff_supply(
     window: Interval,
     *,
     roles: Collection[str] | None = None,
+    ids: Collection[int] | None = None,
     exclude_sessions: Collection[int] = (),
 ) -> tuple[StaffSupply, ...]:
-    members = StaffMember.objects.filter(clinic=clinic, is_active=True)
-    if roles is not None:
-        members = members.filter(role_grants__role__in=roles).distinct()
-    member_rows = list(members.order_by("id").values_list("id", "max_concurrent_patients"))
-    if not member_rows:
-        return ()
-    ids = [row[0] for row in member_rows]
-    granted: dict[int, set[str]] = defaultdict(set)
-    for staff_id, role in StaffRole.objects.filter(staff_id__in=ids).values_list(
-        "staff_id", "role"
-    ):
-        granted[staff_id].add(role)
-    hours: dict[int, list[WeeklyHours]] = defaultdict(list)
-    for staff_id, weekday, start, end in WorkingHours.objects.filter(staff_id__in=ids).values_list(
-        "staff_id", "weekday", "start", "end"
-    ):
-        hours[staff_id].append(WeeklyHours(weekday, start, end))
-    time_off = _grouped(
-        TimeOff.objects.filter(staff_id__in=ids, starts_at__lt=window.end, ends_at__gt=window.start)
-        .order_by("starts_at")
-        .values_list("staff_id", "starts_at", "ends_at")
-    )
-    holds = _held_in(
-        SessionStaff.objects.filter(staff_id__in=ids, is_active=True), window, "ends_at"
-    )
-    busy = _grouped_epochs(
-        _epoch_rows(_without(holds, "session_id", exclude_sessions), "staff_id", "ends_at")
-    )
-    return tuple(
-        StaffSupply(
-            id=staff_id,
-            roles=frozenset(granted[staff_id]),
-            capacity=capacity,
-            working_hours=tuple(hours.get(staff_id, ())),
-            time_off=tuple(time_off.get(staff_id, ())),
-            busy=busy.get(staff_id, _NOTHING),
-        )
-        for staff_id, capacity in member_rows
-    )
+    return _load(
+        clinic, window, rooms=False, roles=roles, staff_ids=ids, exclude_sessions=exclude_sessions
+    ).staff
 
 
 def patient_busy(
     patient: Patient, window: Interval, *, exclude_sessions: Collection[int] = ()
 ) -> EpochIntervals:
-    holds = _held_in(
-        Session.objects.filter(patient=patient, status__in=LIVE_STATUSES), window, "ends_at"
+    busy = busy_time(
+        rooms=(),
+        staff=(),
+        patient_id=patient.pk,
+        window=(window.start, window.end),
+        exclude_sessions=exclude_sessions,
     )
-    starts: list[int] = []
-    ends: list[int] = []
-    for start, end in (
-        _without(holds, "pk", exclude_sessions)
-        .order_by("starts_at")
-        .values_list(EpochMicroseconds("starts_at"), EpochMicroseconds("ends_at"))
-    ):
-        starts.append(start)
-        ends.append(end)
-    return EpochIntervals(tuple(starts), tuple(ends))
+    return _intervals(busy.get((Busy.PATIENT, patient.pk)))
 
 
 def supply_for(
@@ -207,18 +298,21 @@ def supply_for(
     *,
     room_kinds: Collection[str] | None = None,
     roles: Collection[str] | None = None,
+    room_ids: Collection[int] | None = None,
+    staff_ids: Collection[int] | None = None,
     exclude_sessions: Collection[int] = (),
 ) -> Supply:
-    """Everything a plan for ``patient`` inside ``window`` depends on."""
-    clinic = patient.clinic
-    tz = clinic.tz
-    first_day = timezone.localtime(window.start, tz).date()
-    last_day = timezone.localtime(window.end, tz).date()
-    return Supply(
-        calendar=clinic_calendar(clinic, first_day, last_day),
-        rooms=room_supply(clinic, window, kinds=room_kinds, exclude_sessions=exclude_sessions),
-        staff=staff_supply(clinic, window, roles=roles, exclude_sessions=exclude_sessions),
-        patient_busy=patient_busy(patient, window, exclude_sessions=exclude_sessions),
+    """Everything a plan for ``patient`` inside ``window`` depends on, in three queries; only the
+    rooms and staff in ``room_ids`` and ``staff_ids`` when the caller has already chosen them."""
+    return _load(
+        patient.clinic,
+        window,
+        patient_id=patient.pk,
+        room_kinds=room_kinds,
+        room_ids=room_ids,
+        roles=roles,
+        staff_ids=staff_ids,
+        exclude_sessions=exclude_sessions,
     )
 
 

@@ -25,9 +25,10 @@ def room_hold_windows(queries: CaptureQueriesContext) -> list[dt.datetime]:
     """The end of the window each room-hold query of a plan read."""
     ends = []
     for query in queries.captured_queries:
-        if 'FROM "scheduling_session"' in query["sql"] and '"room_released_at" >' in query["sql"]:
-            found = re.search(r'"scheduling_session"\."starts_at" < \'([^\']+)\'', query["sql"])
-            assert found is not None
+        found = re.search(
+            r"FROM scheduling_session WHERE room_id IN .*? starts_at < '([^']+)'", query["sql"]
+        )
+        if found is not None:
             ends.append(dt.datetime.fromisoformat(found.group(1)))
     return ends
 
