@@ -304,9 +304,12 @@ def _hold_or_conflict(session: Session, holds: Sequence[StaffHoldSpec], *, repla
         )
 
     _lock_shared_staff(holds)
-    found = taken()
-    if found:
-        raise ResourceConflict(found)
+    # Rooms, patients and single-capacity staff are guarded by exclusion constraints, which name
+    # the clash below; staff who take several patients at once are counted here, under the lock.
+    if any(hold.staff.max_concurrent_patients > 1 for hold in holds):
+        found = taken()
+        if found:
+            raise ResourceConflict(found)
     try:
         _write_holds(session, holds, replace=replace)
     except _Clash as clash:
@@ -385,11 +388,15 @@ def _placement(
     ones of the right kind and roles, and every clinic rule checked (opening hours, closures,
     staff hours and time off, capacity). Raises ``ResourceConflict`` or ``RuleViolation``."""
     ends_at = starts_at + dt.timedelta(minutes=step.duration_minutes)
+    chosen_staff = {member.pk for member in staff}
     supply = supply_for(
         patient,
         _around(starts_at, ends_at),
         room_kinds={step.room_kind},
         roles={role.role for role in step.roles},
+        # A chosen room is the only one used; chosen staff who fill every role are the only ones.
+        room_ids=None if room is None else {room.pk},
+        staff_ids=chosen_staff if chosen_staff and len(chosen_staff) >= len(step.roles) else None,
         exclude_sessions=exclude_sessions,
     )
     found = place_session(
@@ -509,9 +516,15 @@ def _holds_from(
     ]
 
 
-def _staff_by_id(planned: Iterable[PlannedSession]) -> dict[int, StaffMember]:
+def _staff_by_id(
+    planned: Iterable[PlannedSession], known: Iterable[StaffMember] = ()
+) -> dict[int, StaffMember]:
+    """The staff members ``planned`` holds, read from the database unless already ``known``."""
     ids = {hold.staff_id for session in planned for hold in session.staff}
-    return StaffMember.objects.in_bulk(ids)
+    found = {member.pk: member for member in known if member.pk in ids}
+    if missing := ids - found.keys():
+        found.update(StaffMember.objects.in_bulk(missing))
+    return found
 
 
 def _rooms_by_id(planned: Iterable[PlannedSession]) -> dict[int, Room]:
@@ -569,29 +582,31 @@ def session_create(
     _validate_interval(starts_at, ends_at)
     _check_placement(patient, step, room, staff)
     step = _step_lasting(step, ends_at - starts_at)
-    if room is not None and staff:
-        # Both chosen by hand: a conflict is named precisely, with the session that holds it.
-        explicit = staff_holds_for(step, starts_at, ends_at, staff)
-        taken = _taken_resources(
-            patient=patient,
-            room=room,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            room_released_at=ends_at + dt.timedelta(minutes=room.turnover_minutes),
-            holds=explicit,
-        )
-        if taken:
-            raise ResourceConflict(taken)
     with transaction.atomic():
-        _gate_check(patient, kind, starts_at, "new")
-        planned = _placement(
-            patient=patient,
-            step=step,
-            starts_at=starts_at,
-            room=room,
-            staff=staff,
-            preferred_therapist=series.preferred_therapist_id if series else None,
-        )
+        try:
+            _gate_check(patient, kind, starts_at, "new")
+            planned = _placement(
+                patient=patient,
+                step=step,
+                starts_at=starts_at,
+                room=room,
+                staff=staff,
+                preferred_therapist=series.preferred_therapist_id if series else None,
+            )
+        except (ResourceConflict, RuleViolation):
+            if room is not None and staff:
+                # Both chosen by hand: what is taken comes first, named with the session holding it.
+                taken = _taken_resources(
+                    patient=patient,
+                    room=room,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    room_released_at=ends_at + dt.timedelta(minutes=room.turnover_minutes),
+                    holds=staff_holds_for(step, starts_at, ends_at, staff),
+                )
+                if taken:
+                    raise ResourceConflict(taken) from None
+            raise
         if series is not None:
             violations = _series_violations_involving(
                 series,
@@ -615,7 +630,7 @@ def session_create(
             room_released_at=ends_at + dt.timedelta(minutes=chosen_room.turnover_minutes),
             created_by=created_by,
         )
-        holds = _holds_from(planned, _staff_by_id([planned]))
+        holds = _holds_from(planned, _staff_by_id([planned], staff))
         _hold_or_conflict(session, holds, replace=False)
         session_changed(session)
         _after_booking_change(patient, series)

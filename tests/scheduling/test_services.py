@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from clinic.errors import IllegalTransition, InvalidInput, ResourceConflict, RuleViolation
 from clinic.models import Role, RoomKind
@@ -57,6 +59,31 @@ def test_create_books_room_patient_and_staff_with_default_length(
     assert list(
         session.staff_holds.values_list("staff_id", "role", "starts_at", "ends_at", "is_exclusive")
     ) == [(therapist.pk, "therapist", NINE, NINE + dt.timedelta(minutes=60), True)]
+
+
+def test_a_booking_with_its_room_and_therapist_chosen_reads_only_their_time(
+    clinic, therapy_room, therapist
+) -> None:
+    # given a clinic with other rooms and therapists, each busy at nine
+    for _ in range(3):
+        other_room = RoomFactory(clinic=clinic, kind=RoomKind.THERAPY_ROOM)
+        other_therapist = StaffMemberFactory(clinic=clinic, roles=[Role.THERAPIST])
+        _integration(ClearedPatientFactory(clinic=clinic), other_room, [other_therapist])
+    patient = ClearedPatientFactory(clinic=clinic)
+
+    # when the front desk books the chosen room and therapist at nine
+    with CaptureQueriesContext(connection) as queries:
+        session = _integration(patient, therapy_room, [therapist])
+
+    # then only their busy time (and the patient's) was read
+    (busy_sql,) = [q["sql"] for q in queries.captured_queries if "array_agg" in q["sql"]]
+    assert f"room_id IN ({therapy_room.pk})" in busy_sql
+    assert f"staff_id IN ({therapist.pk})" in busy_sql
+    assert f"patient_id = {patient.pk}" in busy_sql
+    assert (session.room_id, list(session.staff_holds.values_list("staff_id", flat=True))) == (
+        therapy_room.pk,
+        [therapist.pk],
+    )
 
 
 def test_medicine_session_holds_nurse_only_for_her_minutes(clinic) -> None:
