@@ -104,14 +104,18 @@ class SessionCreateSerializer(StrictSerializer):
     route = serializers.ChoiceField(choices=Route.choices, required=False)
     room = serializers.PrimaryKeyRelatedField(
         queryset=Room.objects.none(),
-        required=True,
-        help_text="Required until automatic room choice lands with the planner.",
+        required=False,
+        allow_null=True,
+        help_text="Left out (or null): a free room of the session's kind is chosen.",
     )
     staff = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
-        allow_empty=False,
+        required=False,
+        allow_empty=True,
         max_length=5,
-        help_text="Staff ids. Required until automatic staff choice lands with the planner.",
+        help_text="Staff ids, each taking one of the session's roles; roles left open (all of "
+        "them when left out) are filled with free clinicians, the series' preferred therapist "
+        "first.",
     )
 
     def validate_staff(self, ids: list[int]) -> list[StaffMember]:

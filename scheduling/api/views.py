@@ -168,7 +168,7 @@ class SessionList(StaffView):
         data.fields["series"].queryset = series_with_details(series_visible(self.caller))  # type: ignore[attr-defined]
         data.fields["room"].queryset = rooms_visible(self.caller)  # type: ignore[attr-defined]
         data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = {"room": None, "staff": [], **data.validated_data}
         if fields["starts_at"] < timezone.now():
             raise ValidationError({"starts_at": ["That time has passed; book a future time."]})
         with transaction.atomic():
@@ -184,10 +184,13 @@ class SessionList(StaffView):
 
 def _attach_new_session_details(session: Session, staff: list[StaffMember]) -> None:
     """Give a session just booked what the serializer reads, from what is already in memory:
-    its clinic, its staff holds (one query) with their staff, and no escort yet."""
+    its clinic, its staff holds (one query) with their staff (one more for any the service
+    chose), and no escort yet."""
     session.clinic = session.patient.clinic
     members = {member.pk: member for member in staff}
     holds = list(SessionStaff.objects.filter(session=session).order_by("starts_at", "id"))
+    if chosen := {hold.staff_id for hold in holds} - members.keys():  # chosen by the service
+        members.update(StaffMember.objects.in_bulk(chosen))
     for hold in holds:
         hold.staff = members[hold.staff_id]
         hold.session = session
