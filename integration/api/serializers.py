@@ -40,6 +40,8 @@ from ..status import STATUSES
 
 class CaseloadQuerySerializer(StrictSerializer):
     therapist = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    page = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
 
 
 class IntegrationStatusSerializer(serializers.Serializer):
@@ -125,8 +127,13 @@ class CaseloadPatientSerializer(serializers.Serializer):
 
 
 class CaseloadSerializer(serializers.Serializer):
+    """A page of the caseload (API.md: lists are paginated), with the therapist it belongs to."""
+
     therapist = serializers.IntegerField()
-    patients = CaseloadPatientSerializer(many=True)
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CaseloadPatientSerializer(many=True)
 
 
 # ---------------------------------------------------------------------------------------------

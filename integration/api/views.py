@@ -112,7 +112,9 @@ class CaseloadView(IntegrationStaffView):
         parameters=[
             OpenApiParameter(
                 "therapist", OpenApiTypes.INT, description="A staff id; default: yourself."
-            )
+            ),
+            OpenApiParameter("page", OpenApiTypes.INT, description="From 1."),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 200; 50 if unset."),
         ],
         responses=s.CaseloadSerializer,
     )
@@ -121,11 +123,12 @@ class CaseloadView(IntegrationStaffView):
         query = _validated(s.CaseloadQuerySerializer, request.query_params.dict())
         therapist = self._therapist(query.get("therapist"))
         rows = selectors.caseload(therapist, now=timezone.now())
-        audit(request, "list", "caseload", [row.patient for row in rows], lambda p: p.pk)
-        data = s.CaseloadSerializer(
-            {"therapist": therapist.pk, "patients": rows}, context=_zone(therapist.clinic.tz)
+        page = self.paginate_queryset(rows) or []  # most urgent first, then a page of them
+        audit(request, "list", "caseload", [row.patient for row in page], lambda p: p.pk)
+        results = s.CaseloadPatientSerializer(
+            page, many=True, context=_zone(therapist.clinic.tz)
         ).data
-        return Response(data)
+        return Response({"therapist": therapist.pk, **self.get_paginated_response(results).data})
 
     def _therapist(self, therapist_id: int | None) -> StaffMember:
         caller = self.caller

@@ -151,7 +151,7 @@ def _summary(body: dict[str, Any]) -> list[tuple[str, int, list[tuple[int, str, 
                 for m in row["medicine_sessions"]
             ],
         )
-        for row in body["patients"]
+        for row in body["results"]
     ]
 
 
@@ -180,7 +180,7 @@ def test_statuses_and_urgency_order(world, as_user, frozen, caseload_world) -> N
 def test_a_patients_full_row(world, as_user, frozen, caseload_world) -> None:
     rows = {
         row["patient_name"]: row
-        for row in as_user(world.therapist).get("/api/v1/caseload/").json()["patients"]
+        for row in as_user(world.therapist).get("/api/v1/caseload/").json()["results"]
     }
     eve_m = caseload_world["medicine"]["eve"]
     series = caseload_world["eve_series"]
@@ -271,9 +271,29 @@ def test_an_acknowledged_safety_event_is_no_longer_open(
 
     body = as_user(world.therapist).get("/api/v1/caseload/").json()
 
-    names = [row["patient_name"] for row in body["patients"]]
+    names = [row["patient_name"] for row in body["results"]]
     assert names[:4] == ["Ben Long Overdue", "Cal Overdue", "Ana Safety", "Hal Pending"]
-    assert body["patients"][2]["open_safety_events"] == []
+    assert body["results"][2]["open_safety_events"] == []
+
+
+def test_the_caseload_is_paginated_most_urgent_first(
+    world, as_user, frozen, caseload_world
+) -> None:
+    therapist = as_user(world.therapist)
+    everyone = [row["patient"] for row in therapist.get("/api/v1/caseload/").json()["results"]]
+    seen = AuditEvent.objects.latest("id").pk
+
+    first = therapist.get("/api/v1/caseload/", {"page_size": 3}).json()
+    second = therapist.get("/api/v1/caseload/", {"page_size": 3, "page": 2}).json()
+
+    assert (first["therapist"], first["count"], first["previous"]) == (world.therapist.pk, 8, None)
+    assert first["next"] == "http://testserver/api/v1/caseload/?page=2&page_size=3"
+    assert [row["patient"] for row in first["results"] + second["results"]] == everyone[:6]
+    # each read audits the patients it showed, and no others
+    assert [
+        row.patient_ids
+        for row in AuditEvent.objects.filter(object_type="caseload", pk__gt=seen).order_by("id")
+    ] == [sorted(everyone[:3]), sorted(everyone[3:6])]
 
 
 def test_the_read_is_audited(world, as_user, frozen, caseload_world) -> None:
@@ -297,8 +317,8 @@ def test_a_patient_seen_only_by_another_therapist_is_not_listed(world, as_user, 
     )
     SessionStaffFactory(session=medicine, staff=colleague)
 
-    assert as_user(world.therapist).get("/api/v1/caseload/").json()["patients"] == []
-    listed = as_user(colleague).get("/api/v1/caseload/").json()["patients"]
+    assert as_user(world.therapist).get("/api/v1/caseload/").json()["results"] == []
+    listed = as_user(colleague).get("/api/v1/caseload/").json()["results"]
     assert [row["patient_name"] for row in listed] == ["Someone Else's"]
 
 
@@ -319,7 +339,7 @@ def test_a_supervisor_reads_any_therapist_of_their_clinic(
     admin = as_user(world.admin)
     answer = admin.get("/api/v1/caseload/", {"therapist": world.therapist.pk})
     assert answer.status_code == 200
-    assert len(answer.json()["patients"]) == 8
+    assert len(answer.json()["results"]) == 8
     # Naming no one, a supervisor who is not a therapist is asked to name one.
     refused = admin.get("/api/v1/caseload/")
     assert refused.status_code == 400
@@ -376,9 +396,9 @@ def test_query_count_does_not_grow_with_the_caseload(
     _seed(world, 1, 0)
     with django_assert_num_queries(15):
         small = client.get("/api/v1/caseload/")
-    assert len(small.json()["patients"]) == 1
+    assert len(small.json()["results"]) == 1
     _seed(world, 9, 1)
     with django_assert_num_queries(15):
         large = client.get("/api/v1/caseload/")
-    assert len(large.json()["patients"]) == 10
+    assert len(large.json()["results"]) == 10
     assert QuestionnaireResponse.objects.count() == 20

@@ -52,7 +52,7 @@ def medicine(world, as_user, frozen) -> int:
 
 
 def _integration_status(as_user: Any, world: Any) -> list[str]:
-    rows = as_user(world.therapist).get("/api/v1/caseload/").json()["patients"]
+    rows = as_user(world.therapist).get("/api/v1/caseload/").json()["results"]
     return [m["integration"]["status"] for row in rows for m in row["medicine_sessions"]]
 
 

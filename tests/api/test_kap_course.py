@@ -60,7 +60,7 @@ class Course:
     def caseload_row(self) -> dict[str, Any]:
         answer = self.as_user(self.world.therapist).get("/api/v1/caseload/")
         assert answer.status_code == 200
-        rows = [row for row in answer.json()["patients"] if row["patient"] == self.patient.pk]
+        rows = [row for row in answer.json()["results"] if row["patient"] == self.patient.pk]
         assert len(rows) == 1
         return dict(rows[0])
 

@@ -120,7 +120,7 @@ def test_item_nine_above_zero_alerts_the_therapist_and_the_prescriber(
         StaffAlert.objects.filter(kind="phq9_self_harm").values_list("target_staff_id", flat=True)
     )
     assert alerted == sorted([world.therapist.pk, world.prescriber.pk])
-    caseload = as_user(world.therapist).get("/api/v1/caseload/").json()["patients"]
+    caseload = as_user(world.therapist).get("/api/v1/caseload/").json()["results"]
     assert [(row["patient"], len(row["open_safety_events"])) for row in caseload] == [
         (world.patient_a.pk, 1)
     ]
