@@ -25,6 +25,21 @@ def _holds(body):
     return [(hold["staff"], hold["role"]) for hold in body["staff_holds"]]
 
 
+def _take_therapy_room_and_therapist(desk, world) -> None:
+    """Patient B holds Therapy 1 and the clinic's therapist at nine."""
+    taken = _post(
+        desk,
+        {
+            "patient": world.patient_b.pk,
+            "kind": "integration",
+            "starts_at": iso(NINE),
+            "room": world.therapy_room.pk,
+            "staff": [world.therapist.pk],
+        },
+    )
+    assert taken.status_code == 201
+
+
 def test_room_and_therapist_left_out_are_chosen(world, as_user, frozen) -> None:
     desk = as_user(world.front_desk)
 
@@ -69,17 +84,7 @@ def test_a_second_room_and_therapist_are_chosen_when_the_first_are_taken(
     second_therapist = StaffMemberFactory(clinic=world.clinic, roles=[Role.THERAPIST])
     for weekday in range(7):
         WorkingHoursFactory(staff=second_therapist, weekday=weekday)
-    first = _post(
-        desk,
-        {
-            "patient": world.patient_b.pk,
-            "kind": "integration",
-            "starts_at": iso(NINE),
-            "room": world.therapy_room.pk,
-            "staff": [world.therapist.pk],
-        },
-    )
-    assert first.status_code == 201
+    _take_therapy_room_and_therapist(desk, world)
 
     chosen = _post(
         desk,
@@ -98,17 +103,7 @@ def test_a_second_room_and_therapist_are_chosen_when_the_first_are_taken(
 
 def test_nothing_free_is_409_and_writes_nothing(world, as_user, frozen) -> None:
     desk = as_user(world.front_desk)
-    taken = _post(
-        desk,
-        {
-            "patient": world.patient_b.pk,
-            "kind": "integration",
-            "starts_at": iso(NINE),
-            "room": world.therapy_room.pk,
-            "staff": [world.therapist.pk],
-        },
-    )
-    assert taken.status_code == 201
+    _take_therapy_room_and_therapist(desk, world)
 
     refused = _post(
         desk, {"patient": world.patient_a.pk, "kind": "integration", "starts_at": iso(NINE)}
