@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -304,9 +304,12 @@ def _hold_or_conflict(session: Session, holds: Sequence[StaffHoldSpec], *, repla
         )
 
     _lock_shared_staff(holds)
-    # Rooms, patients and single-capacity staff are guarded by exclusion constraints, which name
-    # the clash below; staff who take several patients at once are counted here, under the lock.
-    if any(hold.staff.max_concurrent_patients > 1 for hold in holds):
+    # On PostgreSQL, rooms, patients and single-capacity staff are guarded by exclusion
+    # constraints, which name the clash below; staff who take several patients at once are counted
+    # here, under the lock. The embedded SQLite default has no such constraints: it always checks.
+    if connection.vendor != "postgresql" or any(
+        hold.staff.max_concurrent_patients > 1 for hold in holds
+    ):
         found = taken()
         if found:
             raise ResourceConflict(found)
