@@ -7,7 +7,7 @@ checks here give a good error message; the database is the guard (see ``scheduli
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from django.db import IntegrityError, connection, transaction
@@ -155,6 +155,24 @@ def _peak_overlap(
     return peak
 
 
+def _patient_clash(
+    patient: Patient, starts_at: dt.datetime, ends_at: dt.datetime, exclude: Collection[int]
+) -> TakenResource | None:
+    """The patient's own live session overlapping ``[starts_at, ends_at)``, named."""
+    live = Session.objects.filter(patient=patient, status__in=LIVE_STATUSES).exclude(pk__in=exclude)
+    clash = live.filter(starts_at__lt=ends_at, ends_at__gt=starts_at).order_by("starts_at").first()
+    if clash is None:
+        return None
+    return TakenResource(
+        "patient",
+        patient.pk,
+        f"{patient.full_name} already has a {clash.kind} session from "
+        f"{_local(clash.starts_at, patient)} to {_local(clash.ends_at, patient)} "
+        f"(session {clash.pk}).",
+        (clash.pk,),
+    )
+
+
 def _taken_resources(
     *,
     patient: Patient,
@@ -186,21 +204,11 @@ def _taken_resources(
                 (room_clash.pk,),
             )
         )
-    patient_clash = live.filter(
-        patient=patient, starts_at__lt=ends_at, ends_at__gt=starts_at
-    ).first()
+    patient_clash = _patient_clash(
+        patient, starts_at, ends_at, () if exclude_session is None else (exclude_session,)
+    )
     if patient_clash is not None:
-        taken.append(
-            TakenResource(
-                "patient",
-                patient.pk,
-                f"{patient.full_name} already has a {patient_clash.kind} session from "
-                f"{_local(patient_clash.starts_at, patient)} to "
-                f"{_local(patient_clash.ends_at, patient)} "
-                f"(session {patient_clash.pk}).",
-                (patient_clash.pk,),
-            )
-        )
+        taken.append(patient_clash)
     for hold in holds:
         overlapping = list(
             staff_holds.filter(
@@ -418,9 +426,17 @@ def _placement(
     clinic_rules = [v for v in found if v.rule not in RESOURCE_RULES]
     if clinic_rules:
         raise RuleViolation([v.as_dict() for v in found])
-    raise ResourceConflict(
-        [
-            TakenResource(
+    taken = []
+    for v in found:
+        # The patient's own clash is one session: name it (rooms and staff may be many).
+        clash = (
+            _patient_clash(patient, starts_at, ends_at, exclude_sessions)
+            if v.rule == "patient_busy"
+            else None
+        )
+        taken.append(
+            clash
+            or TakenResource(
                 RESOURCE_RULES[v.rule],
                 patient.pk
                 if v.rule == "patient_busy"
@@ -429,9 +445,8 @@ def _placement(
                 else 0,
                 v.message,
             )
-            for v in found
-        ]
-    )
+        )
+    raise ResourceConflict(taken)
 
 
 def _session_fact(session: Session, *, with_resources: bool = False) -> SessionFact:

@@ -233,12 +233,19 @@ def test_onto_the_patient_own_session_is_409(world, as_user, series) -> None:
     )
 
     assert response.status_code == 409
-    assert [(v["rule"], v["message"]) for v in response.json()["violations"]] == [
-        ("patient_taken", "The patient already has an appointment during 2026-03-05 09:00-10:00."),
+    # the patient's clash is named with the session that holds them
+    assert [(v["rule"], v["message"], v["sessions"]) for v in response.json()["violations"]] == [
+        (
+            "patient_taken",
+            "Alex Rivera already has a medicine session from 2026-03-05 08:00 to 2026-03-05 10:00 "
+            f"(session {medicine.pk}).",
+            [medicine.pk],
+        ),
         (
             "staff_taken",
             "No therapist is free during 2026-03-05 09:00-10:00: all already care for as many "
             "patients as allowed.",
+            [],
         ),
     ]
     assert Session.objects.get(pk=medicine.pk).starts_at == aware(2026, 3, 5, 8)
