@@ -4,13 +4,12 @@ and instants read as epoch microseconds."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import BigIntegerField, Func
+from django.db.models import Func
 
 
 class TsTzRange(Func):
@@ -24,45 +23,9 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
-class EpochMicroseconds(Func):
-    """A ``timestamptz`` column read as whole microseconds since 1970-01-01 UTC (a ``bigint``).
-
-    Reading thousands of busy intervals as integers skips building a ``datetime`` per value: on
-    PostgreSQL, psycopg 3 parses every ``timestamptz`` in Python (psycopg/psycopg#1273), while
-    ``bigint`` arrives as a plain ``int``. ``EXTRACT(EPOCH ...)`` returns an exact ``numeric``
-    (PostgreSQL 14+), so the value is exact to the microsecond. On the embedded SQLite default the
-    column is read as it is stored and converted in Python, with the same result.
-    """
-
-    arity = 1
-    output_field = BigIntegerField()
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint",
-            **extra_context,
-        )
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return compiler.compile(self._column)  # converted in Python (get_db_converters)
-
-    def get_db_converters(self, connection: Any) -> list[Callable[..., Any]]:
-        if connection.vendor == "postgresql":
-            return []  # a bigint arrives as an int
-        return [
-            *connection.ops.get_db_converters(self._column),
-            *self._column.get_db_converters(connection),
-            aware_to_epoch_microseconds,
-        ]
-
-    @property
-    def _column(self) -> Any:
-        return self.get_source_expressions()[0]
-
-
-def aware_to_epoch_microseconds(value: Any, expression: Any, connection: Any) -> int | None:
+def aware_to_epoch_microseconds(value: Any) -> int | None:
+    """An instant as SQLite returns it (text, or a naive UTC ``datetime``) as whole microseconds
+    since 1970-01-01 UTC; PostgreSQL computes the same in SQL (``scheduling.busy``)."""
     if value is None:
         return None
     if isinstance(value, str):  # the raw column, when no backend converter ran first

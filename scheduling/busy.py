@@ -59,7 +59,7 @@ def _epoch_sql(column: str, seconds: str | None) -> str:
 
 
 def _from_stored(value: Any, seconds: str | None) -> int:
-    micros = aware_to_epoch_microseconds(value, None, connection)
+    micros = aware_to_epoch_microseconds(value)
     assert micros is not None  # the columns are NOT NULL
     if seconds is None:
         return micros

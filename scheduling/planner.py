@@ -161,7 +161,7 @@ def from_epoch_us(value: int) -> datetime:
 class EpochIntervals(Sequence[Interval]):
     """Start-sorted half-open intervals held as epoch microseconds (``starts[i]``, ``ends[i]``).
 
-    What the database loads cheaply (``clinic.db.EpochMicroseconds``) and what the planner's
+    What the database loads cheaply (``scheduling.busy``) and what the planner's
     timelines search with plain ``int`` comparisons. It is a sequence of ``Interval`` for every
     other reader (the intervals are built on access).
     """

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clinic.db import EpochMicroseconds
 from clinic.models import Role, RoomKind
+from scheduling.busy import Busy, busy_time
 from scheduling.models import MAX_HOLD, Session, SessionStatus
 from scheduling.planner import EpochIntervals, Interval, epoch_us, from_epoch_us
 from scheduling.supply import patient_busy, room_supply, staff_supply, supply_for
@@ -58,17 +58,38 @@ def test_the_database_returns_the_same_microseconds_as_python() -> None:
         room_released_at=at(10, 18, 15, 1),
     )
 
-    # when its instants are read as epoch microseconds
-    row = Session.objects.filter(pk=session.pk).values_list(
-        EpochMicroseconds("starts_at"),
-        EpochMicroseconds("ends_at"),
-        EpochMicroseconds("room_released_at"),
+    # when its busy time is read as epoch microseconds, and as whole seconds
+    exact = busy_time(
+        rooms=[session.room_id],
+        staff=[],
+        patient_id=session.patient_id,
+        window=(WINDOW.start, WINDOW.end),
+    )
+    seconds = busy_time(
+        rooms=[session.room_id],
+        staff=[],
+        patient_id=session.patient_id,
+        window=(WINDOW.start, WINDOW.end),
+        seconds=True,
     )
 
-    # then they are exact
-    assert list(row) == [
-        (us(at(10, 17, 0, 123456)), us(at(10, 18, 0, 999999)), us(at(10, 18, 15, 1)))
-    ]
+    # then they are exact, and whole seconds never shrink an interval
+    assert exact == {
+        (Busy.ROOM, session.room_id): ([us(at(10, 17, 0, 123456))], [us(at(10, 18, 15, 1))]),
+        (Busy.PATIENT, session.patient_id): (
+            [us(at(10, 17, 0, 123456))],
+            [us(at(10, 18, 0, 999999))],
+        ),
+    }
+
+    def second(instant: dt.datetime) -> int:
+        return us(instant) // 1_000_000
+
+    # starts round down to 17:00:00, ends up to 18:15:01 and 18:00:01
+    assert seconds == {
+        (Busy.ROOM, session.room_id): ([second(at(10, 17))], [second(at(10, 18, 15)) + 1]),
+        (Busy.PATIENT, session.patient_id): ([second(at(10, 17))], [second(at(10, 18)) + 1]),
+    }
 
 
 @pytest.mark.django_db
