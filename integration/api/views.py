@@ -18,6 +18,7 @@ see the object but not do this is 403. Every read and write of patient data writ
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework import serializers as drf_serializers
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -189,21 +190,25 @@ class ClinicalRecordView(IntegrationStaffView):
         return Response(data)
 
 
-class SessionRecordCreate(IntegrationStaffView):
+class SessionRecordCreate(IntegrationStaffView, ABC):
     """A write to the clinical record of a session: lookup (404), role (403), input (400), then
-    the service and its audit row in one transaction."""
+    the service and its audit row in one transaction; answered with ``serializer_class``. Each
+    endpoint names its serializers and its service call (``perform``), and documents its body
+    with ``_documented``."""
 
     roles: tuple[str, ...] = DOSING
     input_serializer: type[drf_serializers.Serializer]
-    output_serializer: type[drf_serializers.Serializer]
+    serializer_class: type[drf_serializers.Serializer]
     object_type = ""
     action_name = "create"
     answer_status: int = status.HTTP_201_CREATED
 
+    @abstractmethod
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Write the record through its service; return what was written."""
 
-    def record(self, request: Request, pk: int) -> Response:
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
         session = self.session_for(pk)
         member = self.staff_member(*self.roles)
         data = _validated(self.input_serializer, request.data)
@@ -213,23 +218,28 @@ class SessionRecordCreate(IntegrationStaffView):
                 request, self.action_name, self.object_type, [written], lambda _: session.patient_id
             )
         return Response(
-            self.output_serializer(written, context=_zone(session.clinic.tz)).data,
+            self.serializer_class(written, context=_zone(session.clinic.tz)).data,
             status=self.answer_status,
         )
 
 
+def _documented(
+    request: type[drf_serializers.Serializer],
+    response: type[drf_serializers.Serializer],
+    answer_status: int = status.HTTP_201_CREATED,
+) -> Any:
+    """The OpenAPI description of a ``SessionRecordCreate`` endpoint's inherited ``post``."""
+    responses: Any = {201: response} if answer_status == status.HTTP_201_CREATED else response
+    return extend_schema_view(post=extend_schema(request=request, responses=responses))
+
+
+@_documented(s.DoseInputSerializer, s.DoseRecordSerializer)
 class DoseCreate(SessionRecordCreate):
     """The dose given: mg/kg is computed from the dose and the weight used."""
 
     serializer_class = s.DoseRecordSerializer
     input_serializer = s.DoseInputSerializer
-    output_serializer = s.DoseRecordSerializer
     object_type = "dose_record"
-
-    @extend_schema(request=s.DoseInputSerializer, responses={201: s.DoseRecordSerializer})
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.dose_record(
@@ -237,71 +247,53 @@ class DoseCreate(SessionRecordCreate):
         )
 
 
+@_documented(s.DoseEndInputSerializer, s.DoseRecordSerializer, status.HTTP_200_OK)
 class DoseEnd(SessionRecordCreate):
     """When the dose (an infusion) ended."""
 
     serializer_class = s.DoseRecordSerializer
     input_serializer = s.DoseEndInputSerializer
-    output_serializer = s.DoseRecordSerializer
     object_type = "dose_record"
     action_name = "dose_end"
     answer_status = status.HTTP_200_OK
-
-    @extend_schema(request=s.DoseEndInputSerializer, responses=s.DoseRecordSerializer)
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.dose_end_record(session=session, recorded_by=member, **data)
 
 
+@_documented(s.VitalSignsInputSerializer, s.VitalSignsSerializer)
 class VitalSignsCreate(SessionRecordCreate):
+    """Vital signs taken before, during or after the dose."""
+
     serializer_class = s.VitalSignsSerializer
     input_serializer = s.VitalSignsInputSerializer
-    output_serializer = s.VitalSignsSerializer
     object_type = "vital_signs"
-
-    @extend_schema(request=s.VitalSignsInputSerializer, responses={201: s.VitalSignsSerializer})
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.vital_signs_record(session=session, recorded_by=member, **data)
 
 
+@_documented(s.AdverseEventInputSerializer, s.AdverseEventSerializer)
 class AdverseEventCreate(SessionRecordCreate):
     """An adverse event of the dose; a therapist present may record one too."""
 
     serializer_class = s.AdverseEventSerializer
     input_serializer = s.AdverseEventInputSerializer
-    output_serializer = s.AdverseEventSerializer
     object_type = "adverse_event"
     roles = (*DOSING, Role.THERAPIST)
-
-    @extend_schema(request=s.AdverseEventInputSerializer, responses={201: s.AdverseEventSerializer})
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.adverse_event_record(session=session, recorded_by=member, **data)
 
 
+@_documented(s.DischargeInputSerializer, s.DoseRecordSerializer)
 class DischargeCreate(SessionRecordCreate):
     """The discharge: who, when, into whose care, every criterion met."""
 
     serializer_class = s.DoseRecordSerializer
     input_serializer = s.DischargeInputSerializer
-    output_serializer = s.DoseRecordSerializer
     object_type = "dose_record"
     action_name = "discharge"
-
-    @extend_schema(request=s.DischargeInputSerializer, responses={201: s.DoseRecordSerializer})
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.discharge_record(
@@ -317,22 +309,14 @@ class DischargeCreate(SessionRecordCreate):
 # Integration: outside therapists, declines, notes
 
 
+@_documented(s.OutsideIntegrationInputSerializer, s.OutsideIntegrationSerializer)
 class OutsideIntegrationCreate(SessionRecordCreate):
     """Integration done by the patient's own therapist (who, when); done once confirmed."""
 
     serializer_class = s.OutsideIntegrationSerializer
     input_serializer = s.OutsideIntegrationInputSerializer
-    output_serializer = s.OutsideIntegrationSerializer
     object_type = "outside_integration"
     roles = INTEGRATION_RECORDERS
-
-    @extend_schema(
-        request=s.OutsideIntegrationInputSerializer,
-        responses={201: s.OutsideIntegrationSerializer},
-    )
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.outside_integration_record(
@@ -340,21 +324,14 @@ class OutsideIntegrationCreate(SessionRecordCreate):
         )
 
 
+@_documented(s.DeclineInputSerializer, s.IntegrationDeclineSerializer)
 class DeclineIntegration(SessionRecordCreate):
     """The patient, offered integration after this medicine session, chose none."""
 
     serializer_class = s.IntegrationDeclineSerializer
     input_serializer = s.DeclineInputSerializer
-    output_serializer = s.IntegrationDeclineSerializer
     object_type = "integration_decline"
     roles = (*INTEGRATION_RECORDERS, Role.PRESCRIBER)
-
-    @extend_schema(
-        request=s.DeclineInputSerializer, responses={201: s.IntegrationDeclineSerializer}
-    )
-    @idempotent
-    def post(self, request: Request, pk: int) -> Response:
-        return self.record(request, pk)
 
     def perform(self, session: Session, member: StaffMember, data: dict[str, Any]) -> Any:
         return services.integration_decline_record(
