@@ -306,6 +306,16 @@ class QuestionnaireResponse(models.Model):
         return f"{self.get_instrument_display()} {self.total_score} ({self.severity})"
 
 
+#: The start of the dedupe key of every staff alert a safety event raises:
+#: ``phq9_self_harm:<event id>:<role>``, written by ``services.safety_alert_raise`` and matched by
+#: ``selectors.open_safety_events``.
+SAFETY_ALERT_KEY_PREFIX = "phq9_self_harm:"
+
+
+def safety_alert_key(event_id: int, role: str) -> str:
+    return f"{SAFETY_ALERT_KEY_PREFIX}{event_id}:{role}"
+
+
 class IntegrationSafetyEvent(models.Model):
     """A PHQ-9 item 9 answer above zero ("thoughts that you would be better off dead, or of hurting
     yourself"): part of the clinical record (which answer, which patient, when, who was alerted).

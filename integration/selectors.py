@@ -42,6 +42,7 @@ from scheduling.models import LIVE_STATUSES, SeriesStatus, Session, SessionStaff
 from .clinical_selectors import ScorePoint, integration_statuses, score_trends
 from .gates import CompletionFacts, completion_violations
 from .models import (
+    SAFETY_ALERT_KEY_PREFIX,
     AdverseEvent,
     DoseRecord,
     Instrument,
@@ -132,7 +133,7 @@ def open_safety_events(patient_ids: list[int]) -> list[IntegrationSafetyEvent]:
         kind=AlertKind.PHQ9_SELF_HARM,
         acknowledged_at__isnull=True,
         dedupe_key__startswith=Concat(
-            Value("phq9_self_harm:"),
+            Value(SAFETY_ALERT_KEY_PREFIX),
             Cast(OuterRef("pk"), output_field=CharField()),
             Value(":"),
             output_field=CharField(),

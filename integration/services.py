@@ -44,6 +44,7 @@ from .models import (
     QuestionnaireResponse,
     VitalSigns,
     VitalsPhase,
+    safety_alert_key,
 )
 
 audit_log = logging.getLogger("clinic.audit")
@@ -688,7 +689,7 @@ def _staff_alert_send(event: IntegrationSafetyEvent) -> None:
             clinic=event.patient.clinic_id,
             kind=AlertKind.PHQ9_SELF_HARM,
             message=message,
-            dedupe_key=f"phq9_self_harm:{event.pk}:{role}",
+            dedupe_key=safety_alert_key(event.pk, role),
             target_role="" if person is not None else Role.CLINIC_ADMIN,
             target_staff=person,
             series_id=series_id,
