@@ -156,9 +156,11 @@ def version_spec(version_id: int) -> ProtocolSpec:
     """The rules engine's value of a protocol version, loaded once per process.
 
     A version does not change once made (a change makes a new version; the admin shows versions,
-    steps and rules read-only), so the planner need not read its four tables on every plan.
-    Saving or deleting any protocol row clears the cache all the same, so fixtures and tests that
-    add a rule to an existing version read it fresh. Raises ``ProtocolVersion.DoesNotExist``.
+    steps and rules read-only, and on PostgreSQL triggers refuse any change to a version that
+    governs a treatment series: scheduling migration 0006), so the planner need not read its four
+    tables on every plan. Saving or deleting any protocol row clears this process's cache all the
+    same, so fixtures that add a rule to a version no series uses yet read it fresh. Raises
+    ``ProtocolVersion.DoesNotExist``.
     """
     return protocol_spec(protocol_versions().get(pk=version_id))
 

@@ -61,8 +61,9 @@ def _sessions(world: World, n: int, **extra: Any) -> None:
 def _medicine_with_integration(world: World, n: int) -> None:
     for _ in range(n):
         patient = PatientFactory(clinic=world.clinic)
-        series = TreatmentSeriesFactory(patient=patient, protocol_version=ProtocolVersionFactory())
-        ProtocolRuleFactory(version=series.protocol_version, type="max_gap", days=7)
+        version = ProtocolVersionFactory()
+        ProtocolRuleFactory(version=version, type="max_gap", days=7)
+        series = TreatmentSeriesFactory(patient=patient, protocol_version=version)
         medicine = SessionFactory(
             patient=patient,
             series=series,

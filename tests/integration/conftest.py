@@ -18,6 +18,7 @@ from tests.factories import (
     ConsentFactory,
     PatientFactory,
     ProtocolRuleFactory,
+    ProtocolVersionFactory,
     RoomFactory,
     ScreeningFactory,
     StaffMemberFactory,
@@ -87,21 +88,21 @@ class Place:
     def series(
         self, care_model: str = CareModel.KAP, window_days: int | None = 7
     ) -> TreatmentSeries:
-        series = TreatmentSeriesFactory(
-            patient=self.patient,
-            protocol_version__protocol__care_model=care_model,
-            preferred_therapist=self.therapist,
-        )
-        TreatmentSeries.objects.filter(pk=series.pk).update(created_at=aware(2026, 2, 20, 9))
-        series.refresh_from_db()
+        # The version's rules first: a version that governs a series cannot change.
+        version = ProtocolVersionFactory(protocol__care_model=care_model)
         if window_days is not None:
             ProtocolRuleFactory(
-                version=series.protocol_version,
+                version=version,
                 type=RuleType.MAX_GAP,
                 after=SessionKind.MEDICINE,
                 before=SessionKind.INTEGRATION,
                 days=window_days,
             )
+        series = TreatmentSeriesFactory(
+            patient=self.patient, protocol_version=version, preferred_therapist=self.therapist
+        )
+        TreatmentSeries.objects.filter(pk=series.pk).update(created_at=aware(2026, 2, 20, 9))
+        series.refresh_from_db()
         return series
 
     def clear(self, patient: Patient | None = None) -> tuple[Screening, Consent]:

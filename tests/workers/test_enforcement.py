@@ -103,14 +103,13 @@ def test_integration_with_an_outside_therapist_or_declined_is_not_overdue():
 
 def test_the_protocols_own_max_gap_sets_the_window():
     patient = ClearedPatientFactory()
-    series = TreatmentSeriesFactory(patient=patient)
-    ProtocolRuleFactory(
-        version=series.protocol_version,
+    rule = ProtocolRuleFactory(
         type=RuleType.MAX_GAP,
         after="medicine",
         before="integration",
         days=3,
     )
+    series = TreatmentSeriesFactory(patient=patient, protocol_version=rule.version)
     medicine = _completed(_book(patient, "medicine", aware(2026, 3, 3, 9), series=series))
     _book(patient, "integration", aware(2026, 3, 7, 9))  # day 4, booked outside the series
 

@@ -29,14 +29,13 @@ CHECKED_AT = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def series() -> TreatmentSeries:
     patient = ClearedPatientFactory(full_name="Ada Lovelace")
-    series = TreatmentSeriesFactory(patient=patient)
-    ProtocolRuleFactory(
-        version=series.protocol_version,
+    rule = ProtocolRuleFactory(
         type=RuleType.MIN_GAP,
         after="medicine",
         before="integration",
         days=1,
     )
+    series = TreatmentSeriesFactory(patient=patient, protocol_version=rule.version)
     with time_machine.travel(CHECKED_AT - dt.timedelta(hours=1), tick=False):
         book(patient, "medicine", aware(2026, 3, 10, 9), series=series)
         book(patient, "integration", aware(2026, 3, 11, 15), series=series)
