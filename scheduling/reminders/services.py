@@ -47,10 +47,14 @@ def _lease_safety() -> dt.timedelta:
 
 
 def reminder_policy_for(clinic: Clinic | int) -> ReminderPolicy:
-    """The clinic's policy; a clinic without one gets the default written for it."""
+    """The clinic's policy; a clinic without one gets the default, unsaved.
+
+    Reading writes nothing: a booking never takes the policy row's lock, so a new clinic's first
+    bookings do not queue on it. A clinic admin saves its own policy in the admin.
+    """
     clinic_id = clinic if isinstance(clinic, int) else clinic.pk
-    found, _ = ReminderPolicy.objects.get_or_create(clinic_id=clinic_id)
-    return found
+    found = ReminderPolicy.objects.filter(clinic_id=clinic_id).first()
+    return found if found is not None else ReminderPolicy(clinic_id=clinic_id)
 
 
 # ---------------------------------------------------------------------------------------------

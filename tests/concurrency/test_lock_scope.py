@@ -21,7 +21,6 @@ from clinic.models import Patient, Role, RoomKind
 from clinic.services import patient_update
 from scheduling import services
 from scheduling.models import Session, SessionStatus
-from scheduling.reminders.services import reminder_policy_for
 from tests.factories import (
     ClearedPatientFactory,
     ClinicFactory,
@@ -70,7 +69,6 @@ def _while_open(first: Callable[[], object], second: Callable[[], Any]) -> Any:
 @pytest.fixture
 def world() -> dict[str, list[Any]]:
     clinic = ClinicFactory()
-    reminder_policy_for(clinic)  # written by a clinic's first booking, once
     return {
         "patients": [ClearedPatientFactory(clinic=clinic) for _ in range(3)],
         "rooms": [RoomFactory(clinic=clinic, kind=RoomKind.THERAPY_ROOM) for _ in range(3)],
