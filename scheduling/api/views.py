@@ -8,12 +8,14 @@ front-desk clients cannot overwrite each other.
 
 from __future__ import annotations
 
-import datetime as dt
+import operator
+from functools import reduce
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import django_filters
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -85,9 +87,10 @@ def _patient_of_session(session: Session) -> int:
     return session.patient_id
 
 
-def session_zone(caller: Caller, clinic_id: int | None) -> Any:
-    """The zone a list's dates are read in: the filtered clinic's, else the caller's (a staff
-    member's or a patient's clinic), else UTC."""
+def session_zones(caller: Caller, clinic_id: int | None) -> list[tuple[Q, ZoneInfo]]:
+    """The zones a list's dates are read in, each with the sessions it applies to: the filtered
+    clinic's, else the caller's (a staff member's or a patient's clinic); a caller of no one
+    clinic (a superuser) gets each session's own clinic's zone."""
     clinic = None
     if caller.patient is not None:
         clinic = caller.patient.clinic
@@ -95,7 +98,10 @@ def session_zone(caller: Caller, clinic_id: int | None) -> Any:
         clinic = clinics_visible(caller).filter(pk=clinic_id).first()
     elif caller.staff is not None:
         clinic = caller.staff.clinic
-    return clinic.tz if clinic is not None else dt.UTC
+    if clinic is not None:
+        return [(Q(), clinic.tz)]
+    names = clinics_visible(caller).order_by().values_list("timezone", flat=True).distinct()
+    return [(Q(clinic__timezone=name), ZoneInfo(name)) for name in sorted(names)]
 
 
 class SessionFilter(django_filters.FilterSet):
@@ -132,12 +138,16 @@ class SessionFilter(django_filters.FilterSet):
             raise ValidationError(problems)
         if date_from is None and date_to is None:
             return queryset
-        zone = session_zone(caller_of(self.request), self.form.cleaned_data.get("clinic"))
-        if date_from is not None:
-            queryset = queryset.filter(starts_at__gte=local_day_bounds(date_from, zone)[0])
-        if date_to is not None:
-            queryset = queryset.filter(starts_at__lt=local_day_bounds(date_to, zone)[1])
-        return queryset
+        within = []
+        for sessions, zone in session_zones(
+            caller_of(self.request), self.form.cleaned_data.get("clinic")
+        ):
+            if date_from is not None:
+                sessions &= Q(starts_at__gte=local_day_bounds(date_from, zone)[0])
+            if date_to is not None:
+                sessions &= Q(starts_at__lt=local_day_bounds(date_to, zone)[1])
+            within.append(sessions)
+        return queryset.filter(reduce(operator.or_, within)) if within else queryset.none()
 
 
 class SessionList(StaffView):
