@@ -314,12 +314,11 @@ def _staffed_with(
 ) -> int:
     """The starts at which every role is staffed with ``staff_id`` taking one of them.
 
-    As the booking check does (``planner.place_session``), that person must be free for the
-    longest hold among the step's roles they hold, whichever role they end up taking.
+    As the booking check does (``planner.place_session``), that person takes any one role they
+    hold for which they are free for that role's hold.
     """
     chosen = people.by_id.get(staff_id)
-    held = [length for role, length in roles if chosen is not None and role in chosen.roles]
-    if chosen is None or not held:
+    if chosen is None:
         return 0
     staffed = 0
     for n, (role, _) in enumerate(roles):
@@ -329,7 +328,7 @@ def _staffed_with(
                 for m, group in enumerate(by_role)
             ]
             staffed |= _staffed(people, roles, candidates)
-    return staffed & people.free(chosen, max(held))
+    return staffed
 
 
 def free_starts(

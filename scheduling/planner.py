@@ -94,7 +94,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import overload
 from zoneinfo import ZoneInfo
 
@@ -2237,10 +2237,16 @@ def _choose_staff(
                 )
             )
             continue
-        longest = max((m for role, m in need.roles if role in person.roles), default=timedelta())
-        reason = person.reason_blocked(start, longest)
-        if reason is not None:
-            violations.append(_person_violation(reason, staff_id, span))
+        # Free for at least one role they hold (a nurse-prescriber free for the nurse's minutes
+        # may take that role); which role is settled with everyone else's below.
+        blocked = [
+            person.reason_blocked(start, minutes)
+            for role, minutes in sorted(need.roles, key=itemgetter(1))
+            if role in person.roles
+        ]
+        shortest = blocked[0]
+        if shortest is not None and None not in blocked:
+            violations.append(_person_violation(shortest, staff_id, span))
     if violations:
         return violations, []
     candidates: list[list[_Staff]] = []

@@ -1091,6 +1091,45 @@ def test_place_session_uses_listed_staff_and_the_preferred_therapist(
     assert [h.staff_id for h in preferred.staff] == [13, 12]
 
 
+def test_a_listed_clinician_with_two_roles_takes_the_one_they_are_free_for(
+    kap: ProtocolSpec, clinic: ClinicCalendar
+) -> None:
+    """A KAP medicine session needs a therapist for 90 minutes and a nurse for 30: a
+    nurse-therapist busy from 10:45 can be its nurse, not its therapist."""
+    both = StaffSupply(
+        14, frozenset({"therapist", "nurse"}), busy=(busy("2026-03-02", "10:45", "12:00"),)
+    )
+    start = at("2026-03-02", "10:00")
+
+    as_nurse = place_session(kap.steps[2], start, clinic, ROOMS, (both, THERAPIST), staff_ids=[14])
+    alone = place_session(kap.steps[2], start, clinic, ROOMS, (both,), staff_ids=[14])
+    busy_all_session = place_session(
+        kap.steps[2], at("2026-03-02", "10:30"), clinic, ROOMS, (both, THERAPIST), staff_ids=[14]
+    )
+
+    assert isinstance(as_nurse, PlannedSession)
+    assert as_nurse.staff == (
+        StaffHold(11, "therapist", start, at("2026-03-02", "11:30")),
+        StaffHold(14, "nurse", start, at("2026-03-02", "10:30")),
+    )
+    assert isinstance(alone, list)
+    assert [(v.rule, v.message) for v in alone] == [  # nobody else can be the therapist
+        (
+            "staff_capacity",
+            "No therapist is free during 2026-03-02 10:00-12:00: all already care for as many "
+            "patients as allowed.",
+        )
+    ]
+    assert isinstance(busy_all_session, list)
+    assert [(v.rule, v.message) for v in busy_all_session] == [
+        (
+            "staff_capacity",
+            "Staff member 14 already cares for as many patients as allowed during "
+            "2026-03-02 10:30-12:30.",
+        )
+    ]
+
+
 def rules_of(result: PlannedSession | list[Violation]) -> list[str]:
     assert isinstance(result, list)
     return [v.rule for v in result]
