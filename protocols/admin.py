@@ -22,6 +22,10 @@ class ProtocolAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     inlines = [ProtocolVersionInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Protocol | None = None) -> tuple:
+        # A protocol's versions are read as its care model: a new protocol is another name.
+        return ("care_model",) if obj is not None else ()
+
 
 class ReadOnlyInline(admin.TabularInline):
     """A version is immutable once written; a change is a new version (POST /api/v1/protocols/)."""
@@ -95,3 +99,6 @@ class ProtocolStepRoleAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # part of its version, which does not change

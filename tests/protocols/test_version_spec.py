@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.test import Client
 
+from clinic.models import User
 from protocols.models import Protocol, ProtocolRule, ProtocolStep, ProtocolStepRole, ProtocolVersion
 from protocols.rules import Rule
 from protocols.selectors import protocol_spec, protocol_versions, version_spec
@@ -130,3 +132,40 @@ def test_a_version_no_series_uses_can_still_change_and_so_can_its_sources(
 
     assert ProtocolRule.objects.get(pk=rule.pk).days == 20
     assert ProtocolVersion.objects.get(pk=kap_in_use.pk).sources == "Dore et al. 2019"
+
+
+def test_the_admin_offers_no_change_the_triggers_would_refuse(
+    kap_in_use: ProtocolVersion, settings
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "root@x.org", "pw-0123456789"))
+    protocol = kap_in_use.protocol
+    role = ProtocolStepRole.objects.filter(step__version=kap_in_use).first()
+    assert role is not None
+
+    saved = admin.post(
+        f"/admin/protocols/protocol/{protocol.pk}/change/",
+        {
+            "name": protocol.name,
+            "care_model": "infusion",  # read-only: ignored
+            "description": "Six medicine sessions",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
+    deleted = admin.post(f"/admin/protocols/protocolsteprole/{role.pk}/delete/", {"post": "yes"})
+    version_deleted = admin.post(
+        f"/admin/protocols/protocolversion/{kap_in_use.pk}/delete/", {"post": "yes"}
+    )
+
+    assert saved.status_code == 302
+    assert deleted.status_code == 403
+    assert version_deleted.status_code == 200  # "cannot delete": a series uses it
+    protocol.refresh_from_db()
+    assert (protocol.care_model, protocol.description) == ("kap", "Six medicine sessions")
+    assert ProtocolStepRole.objects.filter(pk=role.pk).exists()
+    assert ProtocolVersion.objects.filter(pk=kap_in_use.pk).exists()
