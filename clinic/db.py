@@ -77,3 +77,8 @@ def is_exclusion_violation(error: BaseException, constraint_name: str) -> bool:
     return getattr(cause, "sqlstate", None) == "23P01" and (
         getattr(diag, "constraint_name", None) == constraint_name
     )
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """Whether PostgreSQL aborted the statement to break a deadlock (SQLSTATE 40P01)."""
+    return getattr(error.__cause__, "sqlstate", None) == "40P01"

@@ -10,12 +10,12 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from clinic.db import is_exclusion_violation
+from clinic.db import is_deadlock, is_exclusion_violation
 from clinic.errors import (
     IllegalTransition,
     InvalidInput,
@@ -267,34 +267,50 @@ class _Clash(Exception):
         self.resource = resource
 
 
+#: Writes of one booking after PostgreSQL broke a deadlock between it and a rival booking.
+WRITE_ATTEMPTS = 3
+
+
 def _write_holds(session: Session, holds: Sequence[StaffHoldSpec], *, replace: bool) -> None:
     """Save ``session`` and its staff holds in a savepoint; an exclusion violation rolls back to it
-    and raises ``_Clash`` so the caller can name what was taken."""
+    and raises ``_Clash`` so the caller can name what was taken.
+
+    Two bookings of the same slot that insert at the same moment can each find the other's row
+    while checking an exclusion constraint and wait for each other; PostgreSQL then aborts one of
+    them with a deadlock error. That one rolls back to its savepoint and writes again: by then the
+    rival has committed (an exclusion violation names it) or rolled back (the slot is free)."""
     is_new = session.pk is None
-    try:
-        with transaction.atomic():
-            session.save()
-            if replace:
-                session.staff_holds.all().delete()
-            SessionStaff.objects.bulk_create(
-                SessionStaff(
-                    session=session,
-                    staff=hold.staff,
-                    role=hold.role,
-                    starts_at=hold.starts_at,
-                    ends_at=hold.ends_at,
-                    is_active=session.is_live,
-                    is_exclusive=hold.staff.max_concurrent_patients == 1,
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                session.save()
+                if replace:
+                    session.staff_holds.all().delete()
+                SessionStaff.objects.bulk_create(
+                    SessionStaff(
+                        session=session,
+                        staff=hold.staff,
+                        role=hold.role,
+                        starts_at=hold.starts_at,
+                        ends_at=hold.ends_at,
+                        is_active=session.is_live,
+                        is_exclusive=hold.staff.max_concurrent_patients == 1,
+                    )
+                    for hold in holds
                 )
-                for hold in holds
-            )
-    except IntegrityError as error:
-        if is_new:
-            session.pk = None
-        for constraint, resource in CONSTRAINT_RESOURCES.items():
-            if is_exclusion_violation(error, constraint):
-                raise _Clash(resource) from error
-        raise
+            return
+        except OperationalError as error:
+            if is_new:
+                session.pk = None
+            if not is_deadlock(error) or attempt == WRITE_ATTEMPTS:
+                raise
+        except IntegrityError as error:
+            if is_new:
+                session.pk = None
+            for constraint, resource in CONSTRAINT_RESOURCES.items():
+                if is_exclusion_violation(error, constraint):
+                    raise _Clash(resource) from error
+            raise
 
 
 def _hold_or_conflict(session: Session, holds: Sequence[StaffHoldSpec], *, replace: bool) -> None:

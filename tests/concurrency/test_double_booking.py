@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, OperationalError, connection, connections
 
+from clinic.db import is_deadlock
 from clinic.errors import ResourceConflict
 from clinic.models import Role, RoomKind
 from scheduling import services
@@ -200,31 +201,40 @@ def test_nurse_with_capacity_three_gets_exactly_three(clinic) -> None:
         assert cursor.fetchone()[0] == 3
 
 
+REFUSED = (IntegrityError, OperationalError)
+
+
 def test_database_alone_refuses_overlapping_rows(clinic) -> None:
-    """No service, no Python check: raw inserts from 32 connections at once."""
+    """No service, no Python check: raw inserts from 32 connections at once. PostgreSQL refuses
+    a clash with an exclusion violation, or, when two rows arrive together and each check waits
+    for the other, by aborting one of them as a deadlock (the services write such a booking
+    again: ``scheduling.services._write_holds``)."""
     room, therapist = _rooms(clinic, 1)[0], _therapists(clinic, 1)[0]
     patients, rooms = _patients(clinic, CLIENTS), _rooms(clinic, CLIENTS)
     patient = _patients(clinic, 1)[0]
 
-    room_wins, _ = _race(
+    room_wins, room_refusals = _race(
         lambda i: SessionFactory(
             patient=patients[i], room=room, starts_at=NINE + dt.timedelta(minutes=i)
         ),
-        (IntegrityError,),
+        REFUSED,
     )
-    patient_wins, _ = _race(
+    patient_wins, patient_refusals = _race(
         lambda i: SessionFactory(
             patient=patient, room=rooms[i], starts_at=NINE + dt.timedelta(days=1, minutes=i)
         ),
-        (IntegrityError,),
+        REFUSED,
     )
     sessions = [
         SessionFactory(patient=patients[i], room=rooms[i], starts_at=NINE + dt.timedelta(days=2))
         for i in range(CLIENTS)
     ]
-    staff_wins, _ = _race(
-        lambda i: SessionStaffFactory(session=sessions[i], staff=therapist), (IntegrityError,)
+    staff_wins, staff_refusals = _race(
+        lambda i: SessionStaffFactory(session=sessions[i], staff=therapist), REFUSED
     )
 
     assert (room_wins, patient_wins, staff_wins) == (1, 1, 1)
+    refusals = [*room_refusals, *patient_refusals, *staff_refusals]
+    assert len(refusals) == 3 * (CLIENTS - 1)
+    assert all(isinstance(e, IntegrityError) or is_deadlock(e) for e in refusals)
     assert _overlapping_pairs() == {"room": 0, "patient": 0, "staff": 0}
