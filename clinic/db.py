@@ -72,13 +72,21 @@ class OverlapExclusion(ExclusionConstraint):
 
 def is_exclusion_violation(error: BaseException, constraint_name: str) -> bool:
     """Whether an IntegrityError was raised by the named exclusion constraint (SQLSTATE 23P01)."""
-    cause = error.__cause__
-    diag = getattr(cause, "diag", None)
-    return getattr(cause, "sqlstate", None) == "23P01" and (
-        getattr(diag, "constraint_name", None) == constraint_name
-    )
+    return is_constraint_violation(error, constraint_name, sqlstate="23P01")
 
 
 def is_deadlock(error: BaseException) -> bool:
     """Whether PostgreSQL aborted the statement to break a deadlock (SQLSTATE 40P01)."""
     return getattr(error.__cause__, "sqlstate", None) == "40P01"
+
+
+def is_constraint_violation(
+    error: BaseException, constraint_name: str, *, sqlstate: str = "23505"
+) -> bool:
+    """Whether an IntegrityError names ``constraint_name`` with ``sqlstate`` (by default a
+    unique violation, as unique indexes and the triggers that stand in for them raise)."""
+    cause = error.__cause__
+    diag = getattr(cause, "diag", None)
+    return getattr(cause, "sqlstate", None) == sqlstate and (
+        getattr(diag, "constraint_name", None) == constraint_name
+    )

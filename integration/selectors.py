@@ -37,7 +37,13 @@ from django.utils import timezone
 from clinic.models import Patient, StaffMember
 from protocols.models import SessionKind
 from scheduling.alerts.models import AlertKind, StaffAlert
-from scheduling.models import LIVE_STATUSES, SeriesStatus, Session, SessionStaff, TreatmentSeries
+from scheduling.models import (
+    LIVE_STATUSES,
+    OPEN_SERIES_STATUSES,
+    Session,
+    SessionStaff,
+    TreatmentSeries,
+)
 
 from .clinical_selectors import ScorePoint, integration_statuses, score_trends
 from .gates import CompletionFacts, completion_violations
@@ -53,7 +59,6 @@ from .models import (
 from .status import NONE, OVERDUE, TOOK_PLACE, IntegrationStatus
 
 RECENT_DAYS = 90
-LIVE_SERIES = (SeriesStatus.ACTIVE, SeriesStatus.ON_HOLD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,7 @@ def caseload_patients(therapist: StaffMember, *, now: dt.datetime) -> list[Patie
         "session__patient_id"
     )
     preferred = TreatmentSeries.objects.filter(
-        preferred_therapist_id=therapist.pk, status__in=LIVE_SERIES
+        preferred_therapist_id=therapist.pk, status__in=OPEN_SERIES_STATUSES
     ).values("patient_id")
     next_session = (
         Session.objects.filter(

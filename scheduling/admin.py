@@ -34,8 +34,20 @@ class TreatmentSeriesAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ("status", "protocol_version__protocol", "patient__clinic")
     search_fields = ("patient__full_name",)
     raw_id_fields = ("patient", "preferred_therapist")
-    readonly_fields = ("status", "violations", "violations_checked_at", "created_at", "created_by")
+    readonly_fields = (
+        "status",
+        "status_changed_at",
+        "status_changed_by",
+        "status_reason",
+        "violations",
+        "violations_checked_at",
+        "created_at",
+        "created_by",
+    )
     inlines = [SessionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # booked whole, all or nothing: POST /api/v1/series/ (services.series_book)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TreatmentSeries]:
         return super().get_queryset(request).select_related("patient", "protocol_version__protocol")

@@ -34,6 +34,13 @@ class TreatmentSeries(ConcurrentTransitionMixin, models.Model):
         ProtocolVersion, on_delete=models.PROTECT, related_name="series"
     )
     status = FSMField(default=SeriesStatus.ACTIVE, choices=SeriesStatus.choices, protected=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why the series was put on hold or discontinued."
+    )
     preferred_therapist = models.ForeignKey(
         StaffMember, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -67,9 +74,13 @@ class TreatmentSeries(ConcurrentTransitionMixin, models.Model):
     def resume(self) -> None:
         """Take the series off hold."""
 
-    @transition(field=status, source=SeriesStatus.ACTIVE, target=SeriesStatus.COMPLETED)
+    @transition(
+        field=status,
+        source=[SeriesStatus.ACTIVE, SeriesStatus.ON_HOLD],
+        target=SeriesStatus.COMPLETED,
+    )
     def complete(self) -> None:
-        """Every session of the protocol has taken place."""
+        """Every session of the protocol has taken place (or the clinic closes the course)."""
 
     @transition(
         field=status,
@@ -91,6 +102,9 @@ class SessionStatus(models.TextChoices):
     LATE_CANCELLED = "late_cancelled", "Late cancelled"
     NO_SHOW = "no_show", "No-show"
 
+
+#: A series still running: a patient has at most one per care model (scheduling migration 0007).
+OPEN_SERIES_STATUSES: tuple[str, ...] = (SeriesStatus.ACTIVE, SeriesStatus.ON_HOLD)
 
 #: Statuses that hold their room, patient and staff. Cancelled and no-show sessions free the slot.
 #: The longest a session may hold its room (turnover included) or a staff member: a database check,

@@ -7,6 +7,7 @@ checks here give a good error message; the database is the guard (see ``scheduli
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -15,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from clinic.db import is_deadlock, is_exclusion_violation
+from clinic.db import is_constraint_violation, is_deadlock, is_exclusion_violation
 from clinic.errors import (
     IllegalTransition,
     InvalidInput,
@@ -41,7 +42,16 @@ from protocols.rules import (
 from protocols.selectors import protocol_spec, protocol_versions, step_for_kind, version_spec
 
 from .hooks import session_changed
-from .models import LIVE_STATUSES, Escort, Session, SessionStaff, SessionStatus, TreatmentSeries
+from .models import (
+    LIVE_STATUSES,
+    OPEN_SERIES_STATUSES,
+    Escort,
+    SeriesStatus,
+    Session,
+    SessionStaff,
+    SessionStatus,
+    TreatmentSeries,
+)
 from .planner import (
     EpochIntervals,
     Interval,
@@ -666,9 +676,30 @@ def session_create(
         )
         holds = _holds_from(planned, _staff_by_id([planned], staff))
         _hold_or_conflict(session, holds, replace=False)
+        if series is not None:
+            # Read after the insert: the session's key lock on the series row makes a
+            # discontinuation either wait for this booking (and cancel it) or be seen here.
+            _require_active(TreatmentSeries.objects.only("status").get(pk=series.pk))
         session_changed(session)
         _after_booking_change(patient, series)
     return session
+
+
+def _require_active(series: TreatmentSeries) -> None:
+    if series.status != SeriesStatus.ACTIVE:
+        raise RuleViolation(
+            [
+                {
+                    "rule": "series_not_active",
+                    "message": f"Series {series.pk} is {series.get_status_display().lower()}; "
+                    "no session can be booked into it.",
+                    "sessions": [],
+                    "suggested_fix": "Resume the series first."
+                    if series.status == SeriesStatus.ON_HOLD
+                    else "Book the session outside the series, or book a new series.",
+                }
+            ]
+        )
 
 
 def _locked(session: Session) -> Session:
@@ -742,11 +773,16 @@ def session_check_in(
 def session_complete(
     session: Session, *, by: User | None = None, now: dt.datetime | None = None
 ) -> Session:
+    """The session took place; the last session its protocol needs completes the series."""
+    now = now or timezone.now()
     with transaction.atomic():
         current = _locked(session)
         if can_proceed(current.complete):
             safety_gates.completion_gate(current)  # medicine: dose, vitals after, discharge
-        return _apply_transition(current, "complete", "completed", now=now or timezone.now(), by=by)
+        _apply_transition(current, "complete", "completed", now=now, by=by)
+        if current.series_id is not None:
+            _complete_series_when_done(current.series_id, now=now, by=by)
+        return current
 
 
 def session_mark_no_show(
@@ -768,6 +804,151 @@ def session_mark_no_show(
                 ]
             )
         return _apply_transition(current, "mark_no_show", "marked a no-show", now=now, by=by)
+
+
+# ---------------------------------------------------------------------------------------------
+# A series' own lifecycle: active -> on hold -> active, -> completed, -> discontinued
+
+
+def _locked_series(series: TreatmentSeries) -> TreatmentSeries:
+    return (
+        TreatmentSeries.objects.select_for_update(of=("self",))
+        .select_related("patient", "protocol_version__protocol")
+        .get(pk=series.pk)
+    )
+
+
+def _series_transition(
+    series: TreatmentSeries,
+    action: str,
+    verb: str,
+    *,
+    reason: str = "",
+    now: dt.datetime,
+    by: User | None,
+) -> TreatmentSeries:
+    method = getattr(series, action)
+    if not can_proceed(method):
+        raise RuleViolation(
+            [
+                {
+                    "rule": "status_transition",
+                    "message": f"Series {series.pk} is {series.get_status_display().lower()}; "
+                    f"it cannot be {verb}.",
+                    "sessions": [],
+                    "suggested_fix": None,
+                }
+            ]
+        )
+    method()
+    series.status_changed_at = now
+    series.status_changed_by = by
+    series.status_reason = reason.strip()[:500]
+    series.save(update_fields=["status", "status_changed_at", "status_changed_by", "status_reason"])
+    return series
+
+
+def series_hold(
+    series: TreatmentSeries,
+    *,
+    reason: str = "",
+    by: User | None = None,
+    now: dt.datetime | None = None,
+) -> TreatmentSeries:
+    """Pause a series (the patient is unwell, travelling, awaiting a new screening). Its booked
+    sessions stay booked; nothing new is booked into it until it is resumed."""
+    with transaction.atomic():
+        return _series_transition(
+            _locked_series(series),
+            "hold",
+            "put on hold",
+            reason=reason,
+            now=now or timezone.now(),
+            by=by,
+        )
+
+
+def series_resume(
+    series: TreatmentSeries, *, by: User | None = None, now: dt.datetime | None = None
+) -> TreatmentSeries:
+    with transaction.atomic():
+        return _series_transition(
+            _locked_series(series), "resume", "resumed", now=now or timezone.now(), by=by
+        )
+
+
+def series_discontinue(
+    series: TreatmentSeries, *, reason: str, by: User | None = None, now: dt.datetime | None = None
+) -> tuple[TreatmentSeries, list[Session]]:
+    """Stop a series before its end: its booked sessions that have not started are cancelled (by
+    the clinic, so never late-cancelled), their reminders with them; one under way or past keeps
+    its own outcome (check-in, no-show). Returns the series and the sessions cancelled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _series_transition(
+            _locked_series(series), "discontinue", "discontinued", reason=reason, now=now, by=by
+        )
+        to_cancel = current.sessions.filter(
+            status__in=MOVABLE_STATUSES, starts_at__gte=now
+        ).order_by("starts_at", "id")
+        cancelled = []
+        for session in to_cancel:
+            locked = _locked(session)
+            locked.cancel_reason = f"Series discontinued. {current.status_reason}".strip()[:500]
+            cancelled.append(_apply_transition(locked, "cancel", "cancelled", now=now, by=by))
+        _after_booking_change(current.patient, current, now=now)
+    return current, cancelled
+
+
+def series_complete(
+    series: TreatmentSeries,
+    *,
+    reason: str = "",
+    by: User | None = None,
+    now: dt.datetime | None = None,
+) -> TreatmentSeries:
+    """Close a series by hand (e.g. integration done with an outside therapist); refused while
+    it has sessions still to come."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = _locked_series(series)
+        coming = list(
+            current.sessions.filter(status__in=LIVE_STATUSES)
+            .exclude(status=SessionStatus.COMPLETED)
+            .order_by("starts_at", "id")
+            .values_list("pk", flat=True)
+        )
+        if coming:
+            raise RuleViolation(
+                [
+                    {
+                        "rule": "series_sessions_to_come",
+                        "message": f"Series {current.pk} still has {len(coming)} session(s) "
+                        "booked or in progress.",
+                        "sessions": coming,
+                        "suggested_fix": "Complete or cancel them first, or discontinue the "
+                        "series.",
+                    }
+                ]
+            )
+        return _series_transition(current, "complete", "completed", reason=reason, now=now, by=by)
+
+
+def _complete_series_when_done(series_id: int, *, now: dt.datetime, by: User | None) -> None:
+    """Complete an active series once completed sessions meet every step's count. A protocol with
+    a repeatable step (maintenance boosters), or with no steps at all, stays open: more sessions
+    join it later."""
+    series = TreatmentSeries.objects.select_for_update(of=("self",)).get(pk=series_id)
+    if series.status != SeriesStatus.ACTIVE:
+        return
+    spec = version_spec(series.protocol_version_id)
+    if not spec.steps or any(step.repeatable for step in spec.steps):
+        return
+    done = Counter(
+        series.sessions.filter(status=SessionStatus.COMPLETED).values_list("kind", flat=True)
+    )
+    if all(done[step.kind] >= step.count for step in spec.steps):
+        _series_transition(series, "complete", "completed", now=now, by=by)
 
 
 def staff_capacity_set(staff: StaffMember, capacity: int) -> StaffMember:
@@ -960,6 +1141,7 @@ def series_book(
     for _ in range(BOOK_ATTEMPTS):
         try:
             with transaction.atomic():
+                _refuse_a_second_open_series(patient, protocol_version)
                 plan = series_plan(
                     patient=patient,
                     protocol_version=protocol_version,
@@ -969,12 +1151,22 @@ def series_book(
                 )
                 if plan.violations:
                     raise RuleViolation([v.as_dict() for v in plan.violations])
-                series = TreatmentSeries.objects.create(
-                    patient=patient,
-                    protocol_version=protocol_version,
-                    preferred_therapist_id=(preferences.therapist_id if preferences else None),
-                    created_by=created_by,
-                )
+                try:
+                    with transaction.atomic():
+                        series = TreatmentSeries.objects.create(
+                            patient=patient,
+                            protocol_version=protocol_version,
+                            preferred_therapist_id=(
+                                preferences.therapist_id if preferences else None
+                            ),
+                            created_by=created_by,
+                        )
+                except IntegrityError as error:
+                    if not is_constraint_violation(error, ONE_OPEN_SERIES):
+                        raise
+                    # Another booking for this patient committed one a moment ago.
+                    _refuse_a_second_open_series(patient, protocol_version)
+                    raise
                 _book_planned(series, plan.sessions, created_by=created_by)
                 _after_booking_change(patient, series)
                 return series
@@ -982,6 +1174,40 @@ def series_book(
             conflict = error
     assert conflict is not None
     raise conflict
+
+
+#: The database's guard behind ``_refuse_a_second_open_series`` (scheduling migration 0007).
+ONE_OPEN_SERIES = "series_one_open_per_care_model"
+
+
+def _refuse_a_second_open_series(patient: Patient, protocol_version: ProtocolVersion) -> None:
+    """A patient has at most one open (active or on hold) series per care model."""
+    care_model = protocol_version.protocol.care_model
+    other = (
+        TreatmentSeries.objects.filter(
+            patient=patient,
+            status__in=OPEN_SERIES_STATUSES,
+            protocol_version__protocol__care_model=care_model,
+        )
+        .select_related("protocol_version__protocol")
+        .order_by("id")
+        .first()
+    )
+    if other is None:
+        return
+    raise RuleViolation(
+        [
+            {
+                "rule": "series_open",
+                "message": f"{patient.full_name} already has an open "
+                f"{other.protocol_version.protocol.name} series (series {other.pk}, "
+                f"{other.get_status_display().lower()}).",
+                "sessions": [],
+                "suggested_fix": f"Book into series {other.pk}, or complete or discontinue it "
+                "first.",
+            }
+        ]
+    )
 
 
 MOVABLE_STATUSES = (SessionStatus.BOOKED, SessionStatus.CONFIRMED)

@@ -142,6 +142,10 @@ class CancelSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
 
 
+class SeriesReasonSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
 class EscortInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     phone = serializers.RegexField(r"^\+?[0-9 ()-]{6,32}$", max_length=32)
@@ -155,6 +159,7 @@ class SeriesSerializer(serializers.ModelSerializer):
     protocol_version = serializers.IntegerField(source="protocol_version.version")
     violations = serializers.JSONField()
     violations_checked_at = OffsetDateTimeField(zone_of="patient.clinic.timezone", allow_null=True)
+    status_changed_at = OffsetDateTimeField(zone_of="patient.clinic.timezone", allow_null=True)
     created_at = OffsetDateTimeField(zone_of="patient.clinic.timezone")
 
     class Meta:
@@ -167,6 +172,8 @@ class SeriesSerializer(serializers.ModelSerializer):
             "protocol_name",
             "protocol_version",
             "status",
+            "status_changed_at",
+            "status_reason",
             "preferred_therapist",
             "violations",
             "violations_checked_at",

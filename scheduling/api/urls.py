@@ -20,6 +20,12 @@ urlpatterns = [
     path("series/", views.SeriesList.as_view(), name="series-list"),
     path("series/plan/", booking.SeriesPlan.as_view(), name="series-plan"),
     path("series/<int:pk>/", views.SeriesDetail.as_view(), name="series-detail"),
+    path("series/<int:pk>/hold/", views.SeriesHold.as_view(), name="series-hold"),
+    path("series/<int:pk>/resume/", views.SeriesResume.as_view(), name="series-resume"),
+    path(
+        "series/<int:pk>/discontinue/", views.SeriesDiscontinue.as_view(), name="series-discontinue"
+    ),
+    path("series/<int:pk>/complete/", views.SeriesComplete.as_view(), name="series-complete"),
     path("availability/", availability.AvailabilityView.as_view(), name="availability"),
     path("day-sheet/", views.DaySheetView.as_view(), name="day-sheet"),
     path("me/", portal.MeView.as_view(), name="me"),

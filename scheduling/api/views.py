@@ -9,6 +9,7 @@ front-desk clients cannot overwrite each other.
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from functools import reduce
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -399,6 +400,111 @@ class SeriesDetail(StaffView):
         series = self.scoped_object(series_with_sessions(series_visible(self.caller)), pk)
         audit(request, "read", "series", [series], lambda item: item.patient_id)
         return Response(s.SeriesDetailSerializer(series).data)
+
+
+class SeriesAction(StaffView, ABC):
+    """Lock the series, check the caller's role, run the lifecycle service, answer the series
+    with its sessions. Front desk and clinic admins; a series out of reach is 404."""
+
+    serializer_class = s.SeriesDetailSerializer
+    queryset = TreatmentSeries.objects.none()
+    action_name = ""
+    input_serializer: type[drf_serializers.Serializer] = s.SeriesReasonSerializer
+
+    @property
+    def user(self) -> User:
+        return self.request.user  # type: ignore[return-value]
+
+    @abstractmethod
+    def perform(self, series: TreatmentSeries, reason: str) -> list[Session]:
+        """Run the service; answer the sessions it changed besides the series (audited)."""
+
+    def post(self, request: Request, pk: int) -> Response:
+        given = self.input_serializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        with transaction.atomic():
+            series = (
+                series_visible(self.caller)
+                .select_for_update(of=("self",))
+                .select_related("patient")
+                .filter(pk=pk)
+                .first()
+            )
+            if series is None:
+                raise NotFound()
+            require_roles(self.caller, *FRONT)
+            changed = self.perform(series, given.validated_data.get("reason", ""))
+            audit(request, self.action_name, "series", [series], lambda item: item.patient_id)
+            if changed:
+                audit(request, "cancel", "session", changed, _patient_of_session)
+        answer = series_with_sessions(TreatmentSeries.objects.filter(pk=pk)).get()
+        return Response(s.SeriesDetailSerializer(answer).data)
+
+
+def _documented_series_action(summary: str, reason: str) -> Any:
+    return extend_schema(
+        summary=summary,
+        description=reason,
+        request=s.SeriesReasonSerializer,
+        responses=s.SeriesDetailSerializer,
+    )
+
+
+@extend_schema_view(
+    post=_documented_series_action(
+        "Put a series on hold",
+        "Its booked sessions stay booked; nothing new is booked into it until it is resumed. "
+        "422 unless active.",
+    )
+)
+class SeriesHold(SeriesAction):
+    action_name = "hold"
+
+    def perform(self, series: TreatmentSeries, reason: str) -> list[Session]:
+        services.series_hold(series, reason=reason, by=self.user)
+        return []
+
+
+@extend_schema_view(
+    post=_documented_series_action("Resume a series on hold", "422 unless on hold.")
+)
+class SeriesResume(SeriesAction):
+    action_name = "resume"
+
+    def perform(self, series: TreatmentSeries, reason: str) -> list[Session]:
+        services.series_resume(series, by=self.user)
+        return []
+
+
+@extend_schema_view(
+    post=_documented_series_action(
+        "Discontinue a series",
+        "Stops it before its end: its sessions still to come are cancelled (never as late "
+        "cancellations) with their reminders. 422 once completed or discontinued.",
+    )
+)
+class SeriesDiscontinue(SeriesAction):
+    action_name = "discontinue"
+
+    def perform(self, series: TreatmentSeries, reason: str) -> list[Session]:
+        _, cancelled = services.series_discontinue(series, reason=reason, by=self.user)
+        return cancelled
+
+
+@extend_schema_view(
+    post=_documented_series_action(
+        "Complete a series by hand",
+        "A series completes by itself when its last needed session is completed; this closes one "
+        "whose course ended otherwise (integration with an outside therapist). 422 while "
+        "sessions are still to come.",
+    )
+)
+class SeriesComplete(SeriesAction):
+    action_name = "complete"
+
+    def perform(self, series: TreatmentSeries, reason: str) -> list[Session]:
+        services.series_complete(series, reason=reason, by=self.user)
+        return []
 
 
 class DaySheetView(StaffView):

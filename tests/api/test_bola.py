@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clinic.models import Consent, Patient, Screening, TimeOff, WorkingHours
-from scheduling.models import Escort, Session
+from scheduling.models import Escort, Session, TreatmentSeries
 from tests.api.conftest import World, book
 from tests.factories import ProtocolVersionFactory, TreatmentSeriesFactory, aware
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 def _state() -> Any:
     return (
         sorted(Session.objects.values_list("id", "status", "revision", "cancel_reason")),
+        sorted(TreatmentSeries.objects.values_list("id", "status", "status_reason")),
         sorted(Patient.objects.values_list("id", "full_name", "email", "phone")),
         Screening.objects.count(),
         Consent.objects.count(),
@@ -81,6 +82,10 @@ def _id_requests(t: dict[str, int]) -> list[tuple[str, str, dict[str, Any]]]:
         ("post", f"/api/v1/sessions/{s}/complete/", {}),
         ("post", f"/api/v1/sessions/{s}/no-show/", {}),
         ("get", f"/api/v1/series/{t['series']}/", {}),
+        ("post", f"/api/v1/series/{t['series']}/hold/", {"reason": "x"}),
+        ("post", f"/api/v1/series/{t['series']}/resume/", {}),
+        ("post", f"/api/v1/series/{t['series']}/discontinue/", {"reason": "x"}),
+        ("post", f"/api/v1/series/{t['series']}/complete/", {}),
         ("get", f"/api/v1/staff/{t['staff']}/", {}),
         (
             "post",

@@ -40,8 +40,8 @@ _slot = itertools.count()
 
 def _sessions(world: World, n: int, **extra: Any) -> None:
     """``n`` sessions on Monday 2 March (in the day sheet), each in its own 20-minute slot."""
-    series = TreatmentSeriesFactory(
-        patient=world.patient_a, protocol_version=ProtocolVersionFactory()
+    series = TreatmentSeriesFactory(  # past: a patient has one open series per care model
+        patient=world.patient_a, protocol_version=ProtocolVersionFactory(), status="completed"
     )
     for _ in range(n):
         starts_at = aware(2026, 3, 2, 6) + dt.timedelta(minutes=20 * next(_slot))
@@ -107,7 +107,9 @@ def _series(world: World, n: int) -> None:
 
 def _own_series(world: World, n: int) -> None:
     for _ in range(n):
-        TreatmentSeriesFactory(patient=world.patient_a, protocol_version=ProtocolVersionFactory())
+        TreatmentSeriesFactory(  # past: a patient has one open series per care model
+            patient=world.patient_a, protocol_version=ProtocolVersionFactory(), status="completed"
+        )
 
 
 LISTS: dict[str, tuple[str, str, Callable[..., Any], int]] = {

@@ -245,8 +245,8 @@ def test_the_series_questionnaires_for_staff(world, as_user, frozen) -> None:
 def _more_series(world: World, n: int) -> None:
     """``n`` more series of patient A, each with an open PHQ-9 answered on paper."""
     for _ in range(n):
-        series = TreatmentSeriesFactory(
-            patient=world.patient_a, protocol_version=ProtocolVersionFactory()
+        series = TreatmentSeriesFactory(  # past: a patient has one open series per care model
+            patient=world.patient_a, protocol_version=ProtocolVersionFactory(), status="completed"
         )
         for instrument in ("phq9", "gad7"):
             QuestionnaireAssignment.objects.create(
