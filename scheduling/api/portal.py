@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+from abc import ABC, abstractmethod
 from typing import Any
 
 from django.db import transaction
@@ -112,13 +113,14 @@ def _refuse(session: Session, verb: str, why: str) -> RuleViolation:
     )
 
 
-class MeSessionAction(PortalView):
+class MeSessionAction(PortalView, ABC):
     serializer_class = s.SessionSerializer
     queryset = Session.objects.none()
     verb = ""
 
+    @abstractmethod
     def perform(self, session: Session, data: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Run the service on the patient's own session."""
 
     def act(self, request: Request, pk: int, data: dict[str, Any]) -> Response:
         now = timezone.now()

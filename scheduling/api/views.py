@@ -220,7 +220,7 @@ class SessionDetail(StaffView):
         return Response(s.SessionSerializer(session).data, headers={"ETag": etag(session)})
 
 
-class SessionAction(StaffView):
+class SessionAction(StaffView, ABC):
     """Lock the session, check ``If-Match`` and the caller's role, run the service, answer the
     session with its new ETag."""
 
@@ -234,9 +234,9 @@ class SessionAction(StaffView):
     def user(self) -> User:
         return self.request.user  # type: ignore[return-value]
 
+    @abstractmethod
     def perform(self, session: Session, data: dict[str, Any]) -> Any:
         """Run the service; what it returns goes to ``audited`` and ``answer``."""
-        raise NotImplementedError
 
     def audited(self, session: Session, outcome: Any) -> list[Session]:
         return [session]
