@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, migrations
 from django.db.models import Func
 
 
@@ -90,3 +90,18 @@ def is_constraint_violation(
     return getattr(cause, "sqlstate", None) == sqlstate and (
         getattr(diag, "constraint_name", None) == constraint_name
     )
+
+
+def postgresql_only(sql: str, reverse_sql: str) -> migrations.RunPython:
+    """A migration operation running ``sql`` (triggers and the like) on PostgreSQL only: the
+    embedded SQLite default goes without such guards."""
+
+    def forward(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(sql, params=None)
+
+    def backward(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(reverse_sql, params=None)
+
+    return migrations.RunPython(forward, backward, elidable=False)

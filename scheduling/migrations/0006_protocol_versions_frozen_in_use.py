@@ -11,6 +11,8 @@ has no such guard, like the audit table's append-only trigger.
 
 from django.db import migrations
 
+from clinic.db import postgresql_only
+
 FROZEN = """
 CREATE FUNCTION protocols_version_in_use(version bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$
@@ -95,20 +97,10 @@ DROP FUNCTION IF EXISTS protocols_version_in_use(bigint);
 """
 
 
-def frozen(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FROZEN, params=None)
-
-
-def frozen_reverse(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(FROZEN_REVERSE, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("protocols", "0001_protocol_versions_steps_rules"),
         ("scheduling", "0005_holds_last_at_most_a_day"),
     ]
 
-    operations = [migrations.RunPython(frozen, frozen_reverse, elidable=False)]
+    operations = [postgresql_only(FROZEN, FROZEN_REVERSE)]

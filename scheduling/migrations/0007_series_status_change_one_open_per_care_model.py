@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from clinic.db import postgresql_only
+
 
 class Migration(migrations.Migration):
 
@@ -75,14 +77,4 @@ DROP FUNCTION IF EXISTS scheduling_series_one_open_per_care_model();
 """
 
 
-def one_open(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(ONE_OPEN, params=None)
-
-
-def one_open_reverse(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(ONE_OPEN_REVERSE, params=None)
-
-
-Migration.operations.append(migrations.RunPython(one_open, one_open_reverse, elidable=False))
+Migration.operations.append(postgresql_only(ONE_OPEN, ONE_OPEN_REVERSE))

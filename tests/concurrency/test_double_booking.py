@@ -8,12 +8,11 @@ exclusion constraints stand between the writers and a double booking.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, connections
+from django.db import IntegrityError, OperationalError, connection
 
 from clinic.db import is_deadlock
 from clinic.errors import ResourceConflict
@@ -28,6 +27,7 @@ from tests.factories import (
     StaffMemberFactory,
     aware,
 )
+from tests.races import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,34 +70,9 @@ def _race(
     attempt: Callable[[int], Any], expected: tuple[type[BaseException], ...]
 ) -> tuple[int, list[BaseException]]:
     """Run ``attempt(i)`` in CLIENTS threads released together; count wins, collect refusals."""
-    barrier = threading.Barrier(CLIENTS)
-    wins: list[int] = []
-    refusals: list[BaseException] = []
-    unexpected: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            attempt(index)
-            with lock:
-                wins.append(index)
-        except expected as error:
-            with lock:
-                refusals.append(error)
-        except BaseException as error:
-            with lock:
-                unexpected.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert unexpected == []
-    return len(wins), refusals
+    wins, raised = at_once(attempt, CLIENTS)
+    assert [error for error in raised if not isinstance(error, expected)] == []
+    return len(wins), raised
 
 
 @pytest.fixture

@@ -5,13 +5,11 @@ dose record."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from clinic.errors import RuleViolation
 from integration import services
@@ -26,6 +24,7 @@ from tests.factories import (
     VitalSignsFactory,
     aware,
 )
+from tests.races import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,29 +32,7 @@ CLIENTS = 8
 
 
 def _race(attempt: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:
-    barrier = threading.Barrier(CLIENTS)
-    results: list[Any] = []
-    refusals: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            result = attempt(index)
-            with lock:
-                results.append(result)
-        except BaseException as error:
-            with lock:
-                refusals.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, refusals
+    return at_once(attempt, CLIENTS)
 
 
 def test_integration_sessions_booked_at_once_claim_different_medicine_sessions() -> None:

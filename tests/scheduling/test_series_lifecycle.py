@@ -4,16 +4,16 @@ sessions still to come cancelled), completion by its last needed session or by h
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 
 from clinic.errors import RuleViolation
 from protocols.services import protocol_version_create
 from scheduling import services
 from scheduling.models import Reminder, Session, TreatmentSeries
 from tests.factories import TreatmentSeriesFactory, aware
+from tests.races import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -242,33 +242,16 @@ def test_clients_booking_a_course_for_one_patient_at_once_book_it_once(site) -> 
     bookings wait for the first and refuse, even when both passed the service's check."""
     patient = site.patient()
     clients = 6
-    barrier = threading.Barrier(clients)
-    booked: list[int] = []
-    refused: list[BaseException] = []
-    lock = threading.Lock()
 
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            series = services.series_book(  # weeks apart: no session of one meets another's
-                patient=patient,
-                protocol_version=site.kap if index % 2 else site.short,
-                earliest_start=MONDAY + dt.timedelta(weeks=3 * index),
-                now=NOW,
-            )
-            with lock:
-                booked.append(series.pk)
-        except BaseException as error:
-            with lock:
-                refused.append(error)
-        finally:
-            connections.close_all()
+    def book(index: int) -> int:
+        return services.series_book(  # weeks apart: no session of one meets another's
+            patient=patient,
+            protocol_version=site.kap if index % 2 else site.short,
+            earliest_start=MONDAY + dt.timedelta(weeks=3 * index),
+            now=NOW,
+        ).pk
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    booked, refused = at_once(book, clients)
 
     assert len(booked) == 1
     assert [(type(e).__name__, e.violations[0]["rule"]) for e in refused] == [  # type: ignore[attr-defined]
