@@ -103,15 +103,16 @@ class RuleViolation(DomainError):
 
 
 class IllegalTransition(RuleViolation):
-    """A status change the session's lifecycle does not allow."""
+    """A status change the session's (or with ``noun="Series"``, the series') lifecycle does not
+    allow."""
 
-    def __init__(self, session_id: int, current: str, action: str) -> None:
+    def __init__(self, object_id: int, current: str, action: str, *, noun: str = "Session") -> None:
         super().__init__(
             [
                 {
                     "rule": "status_transition",
-                    "message": f"Session {session_id} is {current}; it cannot be {action}.",
-                    "sessions": [session_id],
+                    "message": f"{noun} {object_id} is {current}; it cannot be {action}.",
+                    "sessions": [object_id] if noun == "Session" else [],
                     "suggested_fix": None,
                 }
             ]

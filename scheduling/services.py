@@ -829,17 +829,8 @@ def _series_transition(
 ) -> TreatmentSeries:
     method = getattr(series, action)
     if not can_proceed(method):
-        raise RuleViolation(
-            [
-                {
-                    "rule": "status_transition",
-                    "message": f"Series {series.pk} is {series.get_status_display().lower()}; "
-                    f"it cannot be {verb}.",
-                    "sessions": [],
-                    "suggested_fix": None,
-                }
-            ]
-        )
+        current = series.get_status_display().lower()
+        raise IllegalTransition(series.pk, current, verb, noun="Series")
     method()
     series.status_changed_at = now
     series.status_changed_by = by
