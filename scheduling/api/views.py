@@ -441,10 +441,10 @@ class SeriesAction(StaffView, ABC):
         return Response(s.SeriesDetailSerializer(answer).data)
 
 
-def _documented_series_action(summary: str, reason: str) -> Any:
+def _documented_series_action(summary: str, description: str) -> Any:
     return extend_schema(
         summary=summary,
-        description=reason,
+        description=description,
         request=s.SeriesReasonSerializer,
         responses=s.SeriesDetailSerializer,
     )
