@@ -1050,7 +1050,7 @@ def series_plan(
     """The earliest-finishing schedule for a whole series that keeps every rule; writes nothing.
 
     No session is planned before ``now``. When no schedule exists, the plan's violations say
-    which rule or resource blocked it.
+    which rule or resource blocked it (an open series of the same care model among them).
     """
     now = now or timezone.now()
     today = local_date(now, patient.clinic.tz)
@@ -1058,6 +1058,9 @@ def series_plan(
         raise InvalidInput(
             "earliest_start is in the past.", {"earliest_start": [f"On or after {today}."]}
         )
+    open_series = _open_series(patient, protocol_version)
+    if open_series is not None:
+        return Plan((), (open_series,))
     spec = version_spec(protocol_version.pk)
     gates = patient_gates(patient)
     preferences = preferences or Preferences()
@@ -1132,7 +1135,6 @@ def series_book(
     for _ in range(BOOK_ATTEMPTS):
         try:
             with transaction.atomic():
-                _refuse_a_second_open_series(patient, protocol_version)
                 plan = series_plan(
                     patient=patient,
                     protocol_version=protocol_version,
@@ -1153,11 +1155,12 @@ def series_book(
                             created_by=created_by,
                         )
                 except IntegrityError as error:
-                    if not is_constraint_violation(error, ONE_OPEN_SERIES):
-                        raise
                     # Another booking for this patient committed one a moment ago.
-                    _refuse_a_second_open_series(patient, protocol_version)
-                    raise
+                    taken = is_constraint_violation(error, ONE_OPEN_SERIES)
+                    violation = _open_series(patient, protocol_version) if taken else None
+                    if violation is None:
+                        raise
+                    raise RuleViolation([violation.as_dict()]) from error
                 _book_planned(series, plan.sessions, created_by=created_by)
                 _after_booking_change(patient, series)
                 return series
@@ -1167,12 +1170,13 @@ def series_book(
     raise conflict
 
 
-#: The database's guard behind ``_refuse_a_second_open_series`` (scheduling migration 0007).
+#: The database's guard behind ``_open_series`` (scheduling migration 0007).
 ONE_OPEN_SERIES = "series_one_open_per_care_model"
 
 
-def _refuse_a_second_open_series(patient: Patient, protocol_version: ProtocolVersion) -> None:
-    """A patient has at most one open (active or on hold) series per care model."""
+def _open_series(patient: Patient, protocol_version: ProtocolVersion) -> Violation | None:
+    """A patient has at most one open (active or on hold) series per care model: the one that
+    stands in the way of another, as a violation."""
     care_model = protocol_version.protocol.care_model
     other = (
         TreatmentSeries.objects.filter(
@@ -1185,19 +1189,13 @@ def _refuse_a_second_open_series(patient: Patient, protocol_version: ProtocolVer
         .first()
     )
     if other is None:
-        return
-    raise RuleViolation(
-        [
-            {
-                "rule": "series_open",
-                "message": f"{patient.full_name} already has an open "
-                f"{other.protocol_version.protocol.name} series (series {other.pk}, "
-                f"{other.get_status_display().lower()}).",
-                "sessions": [],
-                "suggested_fix": f"Book into series {other.pk}, or complete or discontinue it "
-                "first.",
-            }
-        ]
+        return None
+    return Violation(
+        "series_open",
+        f"{patient.full_name} already has an open {other.protocol_version.protocol.name} series "
+        f"(series {other.pk}, {other.get_status_display().lower()}).",
+        (),
+        f"Book into series {other.pk}, or complete or discontinue it first.",
     )
 
 

@@ -42,6 +42,11 @@ def test_a_front_desk_stops_a_course_and_books_a_new_one(world, as_user, frozen,
     series_id = first.json()["id"]
 
     second = _book(desk, world, kap, "course-2")  # a second click, a fresh key
+    plan = desk.post(
+        "/api/v1/series/plan/",
+        {"patient": world.patient_a.pk, "protocol": kap.pk, "earliest_start": "2026-03-02"},
+        format="json",
+    )
     held = desk.post(f"/api/v1/series/{series_id}/hold/", {"reason": "Flu"}, format="json")
     booked_on_hold = desk.post(
         "/api/v1/sessions/",
@@ -65,6 +70,8 @@ def test_a_front_desk_stops_a_course_and_books_a_new_one(world, as_user, frozen,
         f"Alex Rivera already has an open Ketamine-assisted psychotherapy series "
         f"(series {series_id}, active)."
     )
+    assert (plan.status_code, plan.json()["sessions"]) == (200, [])
+    assert plan.json()["violations"] == second.json()["violations"]
     assert (held.status_code, held.json()["status"], held.json()["status_reason"]) == (
         200,
         "on_hold",

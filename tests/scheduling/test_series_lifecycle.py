@@ -61,6 +61,9 @@ def test_a_second_open_series_of_the_same_care_model_is_refused(site) -> None:
     patient = site.patient(full_name="Ada Lovelace")
     kap = _book(patient, site.kap)
 
+    plan = services.series_plan(
+        patient=patient, protocol_version=site.short, earliest_start=MONDAY, now=NOW
+    )
     with pytest.raises(RuleViolation) as refused:
         _book(patient, site.short)  # also a KAP course
 
@@ -72,6 +75,8 @@ def test_a_second_open_series_of_the_same_care_model_is_refused(site) -> None:
             f"Book into series {kap.pk}, or complete or discontinue it first.",
         )
     ]
+    assert plan.sessions == ()
+    assert [v.as_dict() for v in plan.violations] == refused.value.violations
     assert TreatmentSeries.objects.filter(patient=patient).count() == 1
     assert Session.objects.filter(patient=patient).count() == 15
     # another care model is another course
