@@ -67,11 +67,19 @@ BEGIN
 END;
 $$;
 CREATE TRIGGER scheduling_series_one_open_per_care_model
-    BEFORE INSERT OR UPDATE OF status, patient_id, protocol_version_id ON scheduling_treatmentseries
+    BEFORE INSERT ON scheduling_treatmentseries
     FOR EACH ROW EXECUTE FUNCTION scheduling_series_one_open_per_care_model();
+CREATE TRIGGER scheduling_series_one_open_per_care_model_change
+    BEFORE UPDATE OF status, patient_id, protocol_version_id ON scheduling_treatmentseries
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          OR OLD.patient_id IS DISTINCT FROM NEW.patient_id
+          OR OLD.protocol_version_id IS DISTINCT FROM NEW.protocol_version_id)
+    EXECUTE FUNCTION scheduling_series_one_open_per_care_model();
 """
 
 ONE_OPEN_REVERSE = """
+DROP TRIGGER IF EXISTS scheduling_series_one_open_per_care_model_change ON scheduling_treatmentseries;
 DROP TRIGGER IF EXISTS scheduling_series_one_open_per_care_model ON scheduling_treatmentseries;
 DROP FUNCTION IF EXISTS scheduling_series_one_open_per_care_model();
 """

@@ -104,11 +104,18 @@ def test_the_database_refuses_a_second_open_series_itself(site) -> None:
     past = TreatmentSeriesFactory(patient=patient, protocol_version=site.kap, status="completed")
     other_model = TreatmentSeriesFactory(patient=patient, protocol_version=site.infusion)
 
+    with (
+        pytest.raises(IntegrityError, match="already has an open kap series"),
+        transaction.atomic(),
+    ):
+        TreatmentSeries.objects.filter(pk=past.pk).update(status="active")  # reopened by hand
+
     assert sorted(TreatmentSeries.objects.filter(patient=patient).values_list("pk", flat=True)) == [
         first.pk,
         past.pk,
         other_model.pk,
     ]
+    assert TreatmentSeries.objects.get(pk=past.pk).status == "completed"
 
 
 def test_on_hold_nothing_is_booked_into_the_series_until_it_resumes(site) -> None:
