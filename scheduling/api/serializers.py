@@ -188,9 +188,37 @@ class SeriesDetailSerializer(SeriesSerializer):
         fields = [*SeriesSerializer.Meta.fields, "sessions"]
 
 
+class DaySessionSerializer(SessionSerializer):
+    """A session on the day sheet; a medicine session still to check in says what would refuse
+    its check-in now (screening, consent, ride home), so the nurse sees it before the patient
+    arrives."""
+
+    check_in_blockers = serializers.SerializerMethodField()
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "check_in_blockers"]
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "rule": {"type": "string"},
+                    "message": {"type": "string"},
+                    "sessions": {"type": "array", "items": {"type": "integer"}},
+                    "suggested_fix": {"type": "string", "nullable": True},
+                },
+            },
+        }
+    )
+    def get_check_in_blockers(self, session: Session) -> list[dict[str, Any]]:
+        return self.context.get("check_in_blockers", {}).get(session.pk, [])
+
+
 class DayRoomSerializer(serializers.Serializer):
     room = serializers.SerializerMethodField()
-    sessions = SessionSerializer(many=True)
+    sessions = DaySessionSerializer(many=True)
 
     @extend_schema_field(
         {

@@ -40,6 +40,7 @@ from clinic.api.scope import (
     staff_visible,
 )
 from clinic.models import Role, StaffMember, User
+from integration import gates as safety_gates
 from protocols.models import SessionKind
 from scheduling import services
 from scheduling.models import (
@@ -529,4 +530,5 @@ class DaySheetView(StaffView):
         sheet = day_sheet(clinic, query.validated_data["date"], sessions_visible(self.caller))
         sessions = [session for room in sheet.rooms for session in room.sessions]
         audit(request, "list", "session", sessions, _patient_of_session)
-        return Response(s.DaySheetSerializer(sheet).data)
+        blockers = safety_gates.check_in_blockers(sessions)
+        return Response(s.DaySheetSerializer(sheet, context={"check_in_blockers": blockers}).data)
