@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+#: A violation of a rule, as the rules engine and the gates give it.
+VIOLATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "rule": {"type": "string"},
+        "message": {"type": "string"},
+        "sessions": {"type": "array", "items": {}},
+        "suggested_fix": {"type": "string", "nullable": True},
+    },
+    "required": ["rule", "message", "sessions"],
+}
+
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "RFC 9457 problem details.",
@@ -16,19 +28,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
         },
-        "violations": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "rule": {"type": "string"},
-                    "message": {"type": "string"},
-                    "sessions": {"type": "array", "items": {}},
-                    "suggested_fix": {"type": "string", "nullable": True},
-                },
-                "required": ["rule", "message", "sessions"],
-            },
-        },
+        "violations": {"type": "array", "items": VIOLATION_SCHEMA},
     },
     "required": ["type", "title", "status", "detail"],
 }

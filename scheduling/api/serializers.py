@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clinic.api.fields import OffsetDateTimeField, StrictDateField
+from clinic.api.schema import VIOLATION_SCHEMA
 from clinic.api.serializers import StrictSerializer
 from clinic.models import Patient, Room, StaffMember
 from protocols.models import Route, SessionKind
@@ -198,20 +199,7 @@ class DaySessionSerializer(SessionSerializer):
     class Meta(SessionSerializer.Meta):
         fields = [*SessionSerializer.Meta.fields, "check_in_blockers"]
 
-    @extend_schema_field(
-        {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "rule": {"type": "string"},
-                    "message": {"type": "string"},
-                    "sessions": {"type": "array", "items": {"type": "integer"}},
-                    "suggested_fix": {"type": "string", "nullable": True},
-                },
-            },
-        }
-    )
+    @extend_schema_field({"type": "array", "items": VIOLATION_SCHEMA})
     def get_check_in_blockers(self, session: Session) -> list[dict[str, Any]]:
         return self.context.get("check_in_blockers", {}).get(session.pk, [])
 
