@@ -480,6 +480,19 @@ def evaluate(
     return violations
 
 
+def steps_done(protocol: ProtocolSpec, completed: Iterable[str]) -> bool:
+    """Whether sessions of the ``completed`` kinds (one entry per completed session) meet the
+    count of every step: the series' course is over. A protocol with a repeatable step (boosters
+    join it later) or with no steps is never over by count."""
+    if not protocol.steps or any(step.repeatable for step in protocol.steps):
+        return False
+    done = Counter(completed)
+    kinds = {step.kind for step in protocol.steps}
+    return all(
+        done[kind] >= sum(s.count for s in protocol.steps if s.kind == kind) for kind in kinds
+    )
+
+
 def _step_count_violations(series: _Series) -> list[Violation]:
     repeatable = {step.kind for step in series.protocol.steps if step.repeatable}
     violations: list[Violation] = []

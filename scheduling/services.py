@@ -7,7 +7,6 @@ checks here give a good error message; the database is the guard (see ``scheduli
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -38,6 +37,7 @@ from protocols.rules import (
     evaluate,
     gate_failures,
     local_date,
+    steps_done,
 )
 from protocols.selectors import protocol_spec, protocol_versions, step_for_kind, version_spec
 
@@ -926,19 +926,15 @@ def series_complete(
 
 
 def _complete_series_when_done(series_id: int, *, now: dt.datetime, by: User | None) -> None:
-    """Complete an active series once completed sessions meet every step's count. A protocol with
-    a repeatable step (maintenance boosters), or with no steps at all, stays open: more sessions
-    join it later."""
+    """Complete an active series once its completed sessions meet its protocol's step counts
+    (``protocols.rules.steps_done``)."""
     series = TreatmentSeries.objects.select_for_update(of=("self",)).get(pk=series_id)
     if series.status != SeriesStatus.ACTIVE:
         return
-    spec = version_spec(series.protocol_version_id)
-    if not spec.steps or any(step.repeatable for step in spec.steps):
-        return
-    done = Counter(
-        series.sessions.filter(status=SessionStatus.COMPLETED).values_list("kind", flat=True)
+    completed = series.sessions.filter(status=SessionStatus.COMPLETED).values_list(
+        "kind", flat=True
     )
-    if all(done[step.kind] >= step.count for step in spec.steps):
+    if steps_done(version_spec(series.protocol_version_id), completed):
         _series_transition(series, "complete", "completed", now=now, by=by)
 
 

@@ -4,6 +4,7 @@ Dates around 2026-03-08 (spring forward, a 23-hour day in Los Angeles) and 2026-
 25 hours) show that ``days`` are calendar days in the clinic's zone and ``hours`` are elapsed.
 """
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from protocols.rules import (
     local_date,
     protocol_from_dict,
     protocol_to_dict,
+    steps_done,
     validate_protocol,
 )
 
@@ -893,3 +895,23 @@ def test_validate_protocol_names_each_problem(
     problems = validate_protocol(protocol_from_dict(kap_json))
 
     assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_steps_done_once_every_step_count_is_met() -> None:
+    course = ProtocolSpec(
+        "course",
+        "kap",
+        (
+            Step("preparation", 2, 60, "therapy_room"),
+            Step("medicine", 1, 120, "dosing_room"),
+            Step("integration", 1, 60, "therapy_room"),
+        ),
+        (),
+    )
+    boosters = replace(course, steps=(Step("medicine", 1, 100, "infusion_chair", repeatable=True),))
+
+    assert not steps_done(course, ["preparation", "medicine", "integration"])  # one short
+    assert steps_done(course, ["preparation", "preparation", "medicine", "integration"])
+    assert steps_done(course, ["preparation"] * 2 + ["medicine", "integration", "follow_up"])
+    assert not steps_done(boosters, ["medicine", "medicine"])  # boosters stay open
+    assert not steps_done(replace(course, steps=()), ["integration"])
