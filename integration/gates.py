@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django_fsm import can_proceed
+
 from clinic.errors import RuleViolation
 from protocols.models import SessionKind
 from protocols.rules import PatientGates, gate_failures
-from scheduling.models import Escort, Session, SessionStatus
+from scheduling.models import Escort, Session
 from scheduling.supply import patient_gates, patients_gates
 
 from .models import DoseRecord, VitalSigns, VitalsPhase
@@ -33,9 +35,6 @@ ESCORT_GATE = "escort_gate"
 DOSE_RECORD_GATE = "dose_record"
 POST_SESSION_VITALS_GATE = "post_session_vitals"
 DISCHARGE_GATE = "discharge"
-
-#: The statuses a session is checked in from.
-CHECK_IN_FROM = (SessionStatus.BOOKED, SessionStatus.CONFIRMED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +142,23 @@ def session_local_date(session: Session) -> dt.date:
     return session.starts_at.astimezone(session.clinic.tz).date()
 
 
-def check_in_facts(session: Session) -> CheckInFacts:
-    escort = Escort.objects.filter(session_id=session.pk).values_list("is_confirmed").first()
+def _check_in_facts(
+    session: Session, gates: PatientGates, escort_confirmed: bool | None
+) -> CheckInFacts:
+    """``escort_confirmed`` None: no ride home recorded."""
     return CheckInFacts(
         session_id=session.pk,
         day=session_local_date(session),
-        gates=patient_gates(session.patient),
-        has_escort=escort is not None,
-        is_escort_confirmed=bool(escort and escort[0]),
+        gates=gates,
+        has_escort=escort_confirmed is not None,
+        is_escort_confirmed=bool(escort_confirmed),
+    )
+
+
+def check_in_facts(session: Session) -> CheckInFacts:
+    escort = Escort.objects.filter(session_id=session.pk).values_list("is_confirmed").first()
+    return _check_in_facts(
+        session, patient_gates(session.patient), escort[0] if escort is not None else None
     )
 
 
@@ -161,21 +169,16 @@ def check_in_blockers(sessions: Sequence[Session]) -> dict[int, list[dict[str, A
     waiting = [
         session
         for session in sessions
-        if session.kind == SessionKind.MEDICINE and session.status in CHECK_IN_FROM
+        if session.kind == SessionKind.MEDICINE and can_proceed(session.check_in)
     ]
     if not waiting:
         return {}
     gates = patients_gates({session.patient_id for session in waiting}, waiting[0].clinic.tz)
     blockers = {}
     for session in waiting:
-        escort = getattr(session, "escort", None)
-        facts = CheckInFacts(
-            session_id=session.pk,
-            day=session_local_date(session),
-            gates=gates[session.patient_id],
-            has_escort=escort is not None,
-            is_escort_confirmed=bool(escort and escort.is_confirmed),
-        )
+        escort: Escort | None = getattr(session, "escort", None)
+        confirmed = escort.is_confirmed if escort is not None else None
+        facts = _check_in_facts(session, gates[session.patient_id], confirmed)
         blockers[session.pk] = check_in_violations(facts)
     return blockers
 
