@@ -879,14 +879,16 @@ def series_discontinue(
         current = _series_transition(
             _locked_series(series), "discontinue", "discontinued", reason=reason, now=now, by=by
         )
-        to_cancel = current.sessions.filter(
-            status__in=MOVABLE_STATUSES, starts_at__gte=now
-        ).order_by("starts_at", "id")
+        to_cancel = (
+            current.sessions.select_for_update(of=("self",))
+            .select_related("clinic", "patient")
+            .filter(status__in=MOVABLE_STATUSES, starts_at__gte=now)
+            .order_by("starts_at", "id")
+        )
         cancelled = []
-        for session in to_cancel:
-            locked = _locked(session)
-            locked.cancel_reason = f"Series discontinued. {current.status_reason}".strip()[:500]
-            cancelled.append(_apply_transition(locked, "cancel", "cancelled", now=now, by=by))
+        for session in to_cancel:  # locked together, in one query
+            session.cancel_reason = f"Series discontinued. {current.status_reason}".strip()[:500]
+            cancelled.append(_apply_transition(session, "cancel", "cancelled", now=now, by=by))
         _after_booking_change(current.patient, current, now=now)
     return current, cancelled
 

@@ -404,8 +404,9 @@ class SeriesDetail(StaffView):
 
 
 class SeriesAction(StaffView, ABC):
-    """Lock the series, check the caller's role, run the lifecycle service, answer the series
-    with its sessions. Front desk and clinic admins; a series out of reach is 404."""
+    """Find the series, check the caller's role, run the lifecycle service (which locks it),
+    answer the series with its sessions. Front desk and clinic admins; a series out of reach is
+    404."""
 
     serializer_class = s.SeriesDetailSerializer
     queryset = TreatmentSeries.objects.none()
@@ -424,13 +425,7 @@ class SeriesAction(StaffView, ABC):
         given = self.input_serializer(data=request.data)
         given.is_valid(raise_exception=True)
         with transaction.atomic():
-            series = (
-                series_visible(self.caller)
-                .select_for_update(of=("self",))
-                .select_related("patient")
-                .filter(pk=pk)
-                .first()
-            )
+            series = series_visible(self.caller).filter(pk=pk).first()  # the service locks it
             if series is None:
                 raise NotFound()
             require_roles(self.caller, *FRONT)
